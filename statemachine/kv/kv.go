@@ -1,0 +1,289 @@
+package kv
+
+import (
+	"bytes"
+	"errors"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/statemachine"
+)
+
+// Error texts that Apply puts in Result.Error. They are constants, rather than
+// the protobuf library's own messages, because those are deliberately
+// unstable between builds and every replica must return the same bytes.
+const (
+	// ErrTextUndecodable is returned for an op that is not an Operation.
+	ErrTextUndecodable = "kv: operation does not decode"
+	// ErrTextNoKind is returned for an Operation with no kind set.
+	ErrTextNoKind = "kv: operation has no kind"
+	// ErrTextNoCondition is returned for a CompareAndSwap with no condition,
+	// because swapping unconditionally would silently turn it into a Put.
+	ErrTextNoCondition = "kv: compare-and-swap has no condition"
+)
+
+// ErrBadSnapshot is returned by Restore for bytes that are not a snapshot
+// taken by Snapshot, so that a caller can tell corruption from other failures.
+var ErrBadSnapshot = errors.New("kv: bad snapshot")
+
+// marshal is the one encoder for everything the store emits. Deterministic
+// output keeps snapshots and results byte-identical across replicas.
+var marshal = proto.MarshalOptions{Deterministic: true}
+
+// Store is an in-memory key-value map replicated as a
+// statemachine.StateMachine. Like every state machine it is not safe for
+// concurrent use; the replica calls it from one goroutine at a time.
+type Store struct {
+	pairs map[string][]byte
+}
+
+// Compile-time proof that Store is what a replica needs.
+var _ statemachine.StateMachine = (*Store)(nil)
+
+// New returns an empty Store as a statemachine.StateMachine, so that it can
+// be passed directly where a statemachine.Factory is expected.
+func New() statemachine.StateMachine {
+	return NewStore()
+}
+
+// NewStore returns an empty Store with its concrete type, for callers (mostly
+// tests) that also want Get and Len.
+func NewStore() *Store {
+	return &Store{pairs: make(map[string][]byte)}
+}
+
+// Apply decodes op as an Operation, executes it and returns an encoded
+// Result. It never panics and never fails: an op that does not decode, or
+// is incomplete, gets a Result whose Error is a fixed text, so that every
+// replica reaches the same verdict.
+func (s *Store) Apply(op []byte) []byte {
+	return mustMarshal(s.apply(op))
+}
+
+// apply is Apply before encoding, so that each step stays small.
+func (s *Store) apply(op []byte) *Result {
+	o, ok := decodeOperation(op)
+	if !ok {
+		return &Result{Error: ErrTextUndecodable}
+	}
+	switch k := o.GetKind().(type) {
+	case *Operation_Put:
+		return s.put(k.Put)
+	case *Operation_Get:
+		return s.get(k.Get)
+	case *Operation_Delete:
+		return s.delete(k.Delete)
+	case *Operation_CompareAndSwap:
+		return s.compareAndSwap(k.CompareAndSwap)
+	default:
+		return &Result{Error: ErrTextNoKind}
+	}
+}
+
+// put sets the key and reports whether it replaced an existing value. The
+// value needs no copy: proto.Unmarshal copied it out of the op's bytes.
+func (s *Store) put(p *Put) *Result {
+	key := string(p.GetKey())
+	_, found := s.pairs[key]
+	s.pairs[key] = p.GetValue()
+	return &Result{Found: found}
+}
+
+// get reads the key without changing anything, as a read-only op must.
+func (s *Store) get(g *Get) *Result {
+	value, found := s.pairs[string(g.GetKey())]
+	return &Result{Found: found, Value: value}
+}
+
+// delete removes the key and reports whether it was there.
+func (s *Store) delete(d *Delete) *Result {
+	key := string(d.GetKey())
+	_, found := s.pairs[key]
+	delete(s.pairs, key)
+	return &Result{Found: found}
+}
+
+// compareAndSwap sets the key only if its condition holds. When it does not
+// swap it returns the current value, so that the caller can retry at once.
+func (s *Store) compareAndSwap(c *CompareAndSwap) *Result {
+	key := string(c.GetKey())
+	current, found := s.pairs[key]
+	holds, valid := conditionHolds(c, current, found)
+	if !valid {
+		return &Result{Error: ErrTextNoCondition}
+	}
+	if !holds {
+		return &Result{Found: found, Value: current}
+	}
+	s.pairs[key] = c.GetValue()
+	return &Result{Found: found, Swapped: true}
+}
+
+// conditionHolds evaluates the condition of c against the current state of
+// its key. valid is false when c has no usable condition.
+func conditionHolds(c *CompareAndSwap, current []byte, found bool) (holds, valid bool) {
+	switch cond := c.GetCondition().(type) {
+	case *CompareAndSwap_ExpectedValue:
+		return found && bytes.Equal(current, cond.ExpectedValue), true
+	case *CompareAndSwap_ExpectAbsent:
+		return !found, cond.ExpectAbsent
+	default:
+		return false, false
+	}
+}
+
+// ReadOnly reports whether op is a Get, the only operation that leaves the
+// store unchanged. An op that does not decode is not read-only, so that it is
+// never served outside the log and always gets its error through it.
+func (s *Store) ReadOnly(op []byte) bool {
+	o, ok := decodeOperation(op)
+	return ok && o.GetGet() != nil
+}
+
+// Snapshot returns every pair, sorted by key, deterministically encoded, so
+// that replicas with the same contents produce byte-identical snapshots
+// whatever order the keys were inserted in.
+func (s *Store) Snapshot() ([]byte, error) {
+	snap := &Snapshot{Pairs: make([]*Pair, 0, len(s.pairs))}
+	for _, key := range s.sortedKeys() {
+		snap.Pairs = append(snap.Pairs, &Pair{Key: []byte(key), Value: s.pairs[key]})
+	}
+	return marshal.Marshal(snap)
+}
+
+// sortedKeys returns the keys in byte order, which is the order of a snapshot.
+func (s *Store) sortedKeys() []string {
+	keys := make([]string, 0, len(s.pairs))
+	for key := range s.pairs {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Restore replaces the whole store with a snapshot taken by Snapshot. On
+// error the store keeps its previous contents and stays usable, so that a
+// failed state transfer can be retried.
+func (s *Store) Restore(snapshot []byte) error {
+	var snap Snapshot
+	if err := proto.Unmarshal(snapshot, &snap); err != nil {
+		return errors.Join(ErrBadSnapshot, err)
+	}
+	pairs, err := pairsFromSnapshot(&snap)
+	if err != nil {
+		return err
+	}
+	s.pairs = pairs
+	return nil
+}
+
+// pairsFromSnapshot builds the map that a snapshot describes. It rejects keys
+// that are out of order or repeated, because Snapshot never writes them and
+// their presence means the bytes are not one of its snapshots.
+func pairsFromSnapshot(snap *Snapshot) (map[string][]byte, error) {
+	pairs := make(map[string][]byte, len(snap.GetPairs()))
+	var previous []byte
+	for i, p := range snap.GetPairs() {
+		if i > 0 && bytes.Compare(previous, p.GetKey()) >= 0 {
+			return nil, errors.Join(ErrBadSnapshot, errors.New("kv: keys not strictly increasing"))
+		}
+		previous = p.GetKey()
+		pairs[string(p.GetKey())] = p.GetValue()
+	}
+	return pairs, nil
+}
+
+// Get returns the value of key and whether it is present, reading the store
+// directly rather than through Apply, for tests and local inspection.
+func (s *Store) Get(key string) ([]byte, bool) {
+	value, found := s.pairs[key]
+	return clone(value), found
+}
+
+// Len returns the number of keys, for tests and local inspection.
+func (s *Store) Len() int {
+	return len(s.pairs)
+}
+
+// PutOp encodes an operation that sets key to value.
+func PutOp(key string, value []byte) []byte {
+	return encodeOperation(&Operation{Kind: &Operation_Put{Put: &Put{Key: []byte(key), Value: value}}})
+}
+
+// GetOp encodes the read-only operation that reads key.
+func GetOp(key string) []byte {
+	return encodeOperation(&Operation{Kind: &Operation_Get{Get: &Get{Key: []byte(key)}}})
+}
+
+// DeleteOp encodes an operation that removes key.
+func DeleteOp(key string) []byte {
+	return encodeOperation(&Operation{Kind: &Operation_Delete{Delete: &Delete{Key: []byte(key)}}})
+}
+
+// CASOp encodes an operation that sets key to value only if key is present
+// and holds expected. A nil or empty expected matches a present key whose
+// value is empty, never an absent key; use PutIfAbsentOp for that.
+func CASOp(key string, expected, value []byte) []byte {
+	cond := &CompareAndSwap_ExpectedValue{ExpectedValue: expected}
+	return encodeCAS(&CompareAndSwap{Key: []byte(key), Condition: cond, Value: value})
+}
+
+// PutIfAbsentOp encodes an operation that sets key to value only if key is
+// absent. It is a compare-and-swap whose condition is absence, so its Result
+// reports Swapped, and the current value when it did not swap.
+func PutIfAbsentOp(key string, value []byte) []byte {
+	cond := &CompareAndSwap_ExpectAbsent{ExpectAbsent: true}
+	return encodeCAS(&CompareAndSwap{Key: []byte(key), Condition: cond, Value: value})
+}
+
+// encodeCAS wraps a CompareAndSwap in an Operation and encodes it.
+func encodeCAS(c *CompareAndSwap) []byte {
+	return encodeOperation(&Operation{Kind: &Operation_CompareAndSwap{CompareAndSwap: c}})
+}
+
+// DecodeResult decodes the bytes that Apply returned. A Result whose Error is
+// set is still returned without a Go error: the op was rejected, not the
+// bytes. A Go error means the bytes are not a Result at all.
+func DecodeResult(b []byte) (*Result, error) {
+	var r Result
+	if err := proto.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// decodeOperation decodes op, reporting false rather than an error because
+// Apply must not pass the protobuf library's unstable error text on.
+func decodeOperation(op []byte) (*Operation, bool) {
+	var o Operation
+	if err := proto.Unmarshal(op, &o); err != nil {
+		return nil, false
+	}
+	return &o, true
+}
+
+// encodeOperation encodes an operation built by one of the helpers.
+func encodeOperation(o *Operation) []byte {
+	return mustMarshal(o)
+}
+
+// mustMarshal encodes m. The messages of this package have only bytes, bool
+// and fixed-text string fields, so encoding cannot fail; a failure is a bug
+// in this package and panics rather than returning bytes replicas disagree on.
+func mustMarshal(m proto.Message) []byte {
+	b, err := marshal.Marshal(m)
+	if err != nil {
+		panic("kv: encoding cannot fail: " + err.Error())
+	}
+	return b
+}
+
+// clone copies a value so that a caller of Get cannot change the store
+// through the slice it was given.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}

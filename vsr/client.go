@@ -1,0 +1,176 @@
+package vsr
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vsrgo/vsr/messages"
+)
+
+// Client is the client side of VR (paper section 4.1) as a pure core: it
+// owns a client ID and its request numbers, sends each request to the replica
+// it believes is primary, learns the view from replies, and resends to every
+// replica when a reply is late. One request is outstanding at a time, as in
+// the paper; a caller wanting concurrency uses one Client per session. The
+// simulator's clients and the client actor both run this code.
+type Client struct {
+	cfg           ClientConfig
+	view          uint64
+	requestNumber uint64
+	pending       *messages.Request
+	waited        int // ticks since the pending request was last sent
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// ClusterID must match the replicas'.
+	ClusterID uint64
+	// ClientID identifies this client in every replica's client table. It
+	// must be non-zero and unique among the group's clients, for all time: a
+	// client that reuses another's ID has its requests taken for retries.
+	ClientID uint64
+	// ReplicaCount is n.
+	ReplicaCount int
+	// ReplyTo is where replicas send replies.
+	ReplyTo *messages.ClientAddress
+	// RetryTicks is how long to wait for a reply before resending the
+	// request to every replica. Zero means 20 ticks.
+	RetryTicks int
+	// FirstRequestNumber lets a restarted client with the same ID continue
+	// after the request numbers it used before. Zero means 1.
+	FirstRequestNumber uint64
+}
+
+// Errors of the client core.
+var (
+	ErrRequestInFlight = errors.New("vsr: a request is already in flight on this client")
+	ErrEmptyOperation  = errors.New("vsr: empty operation")
+	ErrNotReadOnly     = errors.New("vsr: operation is not read-only")
+	ErrInvalidRequest  = errors.New("vsr: request rejected as invalid")
+	ErrClientConfig    = errors.New("vsr: bad client config")
+)
+
+// Result is the outcome of one request.
+type Result struct {
+	RequestNumber uint64
+	Value         []byte
+	// Err is ErrNotReadOnly or ErrInvalidRequest when the replicas refused
+	// the request; nil when it was executed.
+	Err error
+	// Stale is set for a READ_MODE_STALE read.
+	Stale bool
+	// View and Replica say which replica answered, in which view.
+	View    uint64
+	Replica int
+}
+
+// ClientOutput is what the client must do after a call.
+type ClientOutput struct {
+	// Messages go to replicas.
+	Messages []Envelope
+	// Done is the result of the pending request, once it has one.
+	Done *Result
+}
+
+// NewClient makes a client core.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	switch {
+	case cfg.ClientID == 0:
+		return nil, fmt.Errorf("%w: client ID must be non-zero", ErrClientConfig)
+	case cfg.ReplicaCount < 1 || cfg.ReplicaCount%2 == 0:
+		return nil, fmt.Errorf("%w: %w: got %d", ErrClientConfig, ErrReplicaCount, cfg.ReplicaCount)
+	case cfg.ReplyTo == nil:
+		return nil, fmt.Errorf("%w: no reply address", ErrClientConfig)
+	case cfg.RetryTicks < 0:
+		return nil, fmt.Errorf("%w: negative retry ticks", ErrClientConfig)
+	}
+	if cfg.RetryTicks == 0 {
+		cfg.RetryTicks = 20
+	}
+	c := &Client{cfg: cfg, requestNumber: 0}
+	if cfg.FirstRequestNumber > 0 {
+		c.requestNumber = cfg.FirstRequestNumber - 1
+	}
+	return c, nil
+}
+
+// Submit sends op with the given read mode to the replica believed to be
+// primary. It fails if a request is already in flight.
+func (c *Client) Submit(op []byte, mode messages.ReadMode) (ClientOutput, error) {
+	if c.pending != nil {
+		return ClientOutput{}, ErrRequestInFlight
+	}
+	if len(op) == 0 {
+		return ClientOutput{}, ErrEmptyOperation
+	}
+	c.requestNumber++
+	c.pending = &messages.Request{
+		ClusterId:     c.cfg.ClusterID,
+		ClientId:      c.cfg.ClientID,
+		RequestNumber: c.requestNumber,
+		Operation:     op,
+		ReplyTo:       c.cfg.ReplyTo,
+		ReadMode:      mode,
+	}
+	c.waited = 0
+	return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}, nil
+}
+
+// Step handles a reply. Replies to anything but the pending request are
+// ignored, except that every reply teaches the client a newer view.
+func (c *Client) Step(m *messages.Reply) ClientOutput {
+	if m == nil || m.ClientId != c.cfg.ClientID {
+		return ClientOutput{}
+	}
+	if !m.Stale {
+		c.view = max(c.view, m.View)
+	}
+	if c.pending == nil || m.RequestNumber != c.pending.RequestNumber {
+		return ClientOutput{}
+	}
+	res := &Result{RequestNumber: m.RequestNumber, Value: m.Result, Stale: m.Stale, View: m.View, Replica: int(m.Replica)}
+	switch m.Error {
+	case messages.ReplyError_REPLY_ERROR_NONE:
+	case messages.ReplyError_REPLY_ERROR_NOT_READ_ONLY:
+		res.Err = ErrNotReadOnly
+	default:
+		res.Err = ErrInvalidRequest
+	}
+	c.pending = nil
+	return ClientOutput{Done: res}
+}
+
+// Tick advances the client's clock; a request unanswered for RetryTicks is
+// sent again to every replica, since the primary may have changed.
+func (c *Client) Tick() ClientOutput {
+	if c.pending == nil {
+		return ClientOutput{}
+	}
+	c.waited++
+	if c.waited < c.cfg.RetryTicks {
+		return ClientOutput{}
+	}
+	c.waited = 0
+	out := ClientOutput{Messages: make([]Envelope, 0, c.cfg.ReplicaCount)}
+	for j := 0; j < c.cfg.ReplicaCount; j++ {
+		out.Messages = append(out.Messages, Envelope{To: j, Msg: c.pending})
+	}
+	return out
+}
+
+// Cancel abandons the pending request: a late reply to it is ignored. The
+// request may still execute; the next request gets a new number, so it can
+// never be mistaken for this one.
+func (c *Client) Cancel() { c.pending = nil }
+
+// Pending reports whether a request is in flight.
+func (c *Client) Pending() bool { return c.pending != nil }
+
+// Primary is the replica the client believes is primary.
+func (c *Client) Primary() int { return int(c.view % uint64(c.cfg.ReplicaCount)) }
+
+// View is the latest view the client has learned.
+func (c *Client) View() uint64 { return c.view }
+
+// RequestNumber is the number of the latest request submitted.
+func (c *Client) RequestNumber() uint64 { return c.requestNumber }

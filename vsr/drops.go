@@ -1,0 +1,99 @@
+package vsr
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+)
+
+// DropReason says why a message was dropped before any handler looked at it
+// or because its content could not be trusted.
+type DropReason int
+
+const (
+	// DropWrongCluster: the message carries another group's cluster ID.
+	DropWrongCluster DropReason = iota
+	// DropBadReplica: the sender index is outside the configuration, is this
+	// replica's own, or is not the replica the message must come from.
+	DropBadReplica
+	// DropMalformed: a field is out of range or inconsistent (entries not
+	// consecutive, a commit number past the op number, an oversized batch).
+	DropMalformed
+	// DropUnknownMessage: the message is not a VSR protocol message.
+	DropUnknownMessage
+	numDropReasons
+)
+
+func (d DropReason) String() string {
+	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message"}[d]
+}
+
+// Drops counts dropped messages by reason.
+type Drops [numDropReasons]uint64
+
+// Total is the number of dropped messages.
+func (d Drops) Total() uint64 {
+	var t uint64
+	for _, c := range d {
+		t += c
+	}
+	return t
+}
+
+func (r *Replica) drop(reason DropReason) { r.drops[reason]++ }
+
+// replicaMessage is what every replica-to-replica message has.
+type replicaMessage interface {
+	GetClusterId() uint64
+	GetReplica() uint32
+}
+
+// admit checks what every message must satisfy before its handler runs: it
+// belongs to this cluster, and its sender is another member of it.
+func (r *Replica) admit(m proto.Message) bool {
+	if m == nil {
+		r.drop(DropMalformed)
+		return false
+	}
+	if req, ok := m.(*messages.Request); ok {
+		if req.GetClusterId() != r.cfg.ClusterID {
+			r.drop(DropWrongCluster)
+			return false
+		}
+		return true
+	}
+	rm, ok := m.(replicaMessage)
+	if !ok {
+		r.drop(DropUnknownMessage)
+		return false
+	}
+	if rm.GetClusterId() != r.cfg.ClusterID {
+		r.drop(DropWrongCluster)
+		return false
+	}
+	if from := int(rm.GetReplica()); from >= r.n || from == r.index {
+		r.drop(DropBadReplica)
+		return false
+	}
+	return true
+}
+
+// consecutive reports whether entries hold consecutive op numbers starting at
+// first, none of them nil, and at most max of them (max < 0: no limit).
+func consecutive(entries []*messages.Entry, first uint64, max int) bool {
+	if max >= 0 && len(entries) > max {
+		return false
+	}
+	for k, e := range entries {
+		if e == nil || e.OpNumber != first+uint64(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// wholeLog reports whether log is a well-formed log of opNumber entries whose
+// commit number is at most its op number.
+func wholeLog(log []*messages.Entry, opNumber, commitNumber uint64) bool {
+	return uint64(len(log)) == opNumber && commitNumber <= opNumber && consecutive(log, 1, -1)
+}

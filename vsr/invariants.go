@@ -1,0 +1,54 @@
+package vsr
+
+import (
+	"fmt"
+)
+
+// CheckInvariants verifies the replica's state, and that its view and commit
+// number have not gone backwards since the last call, and returns the first
+// violation it finds. Tests and the simulator call it after every step; it
+// costs O(log length), so production code need not.
+func (r *Replica) CheckInvariants() error {
+	op := r.opNumber()
+	if r.viewNumber < r.checked.view || r.commitNumber < r.checked.commit {
+		return fmt.Errorf("went backwards: view %d -> %d, commit %d -> %d",
+			r.checked.view, r.viewNumber, r.checked.commit, r.commitNumber)
+	}
+	r.checked.view, r.checked.commit = r.viewNumber, r.commitNumber
+	switch {
+	case r.commitNumber > op:
+		return fmt.Errorf("commit number %d past op number %d", r.commitNumber, op)
+	case r.lastNormalView > r.viewNumber:
+		return fmt.Errorf("last normal view %d past view %d", r.lastNormalView, r.viewNumber)
+	case r.status == StatusNormal && r.lastNormalView != r.viewNumber:
+		return fmt.Errorf("normal in view %d but last normal view is %d", r.viewNumber, r.lastNormalView)
+	case r.status == StatusNormal && r.syncing:
+		return fmt.Errorf("normal while still fetching the view's log")
+	case r.status == StatusNormal && (r.viewChange.doViewChanges != nil || r.viewChange.startViewChanges != nil):
+		return fmt.Errorf("normal but still holding view-change votes")
+	case r.status != StatusNormal && r.primary.acked != nil:
+		return fmt.Errorf("%s but still holding primary state", r.status)
+	case r.status == StatusNormal && r.isPrimary() && len(r.primary.acked) != r.n:
+		return fmt.Errorf("primary without acknowledgement state")
+	case r.status == StatusNormal && !r.isPrimary() && len(r.clientTable.inProgress) != 0:
+		return fmt.Errorf("backup holding in-progress requests")
+	case r.status == StatusRecovering && r.recovery.responses == nil:
+		return fmt.Errorf("recovering without recovery state")
+	}
+	for k, e := range r.log {
+		if e == nil || e.OpNumber != uint64(k+1) {
+			return fmt.Errorf("log slot %d holds op %d", k+1, e.GetOpNumber())
+		}
+	}
+	for j, a := range r.primary.acked {
+		if a > op {
+			return fmt.Errorf("replica %d acknowledged op %d past op number %d", j, a, op)
+		}
+	}
+	for c, s := range r.clientTable.sessions {
+		if s.requestNumber == 0 {
+			return fmt.Errorf("client %d has an executed request numbered 0", c)
+		}
+	}
+	return nil
+}

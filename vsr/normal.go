@@ -1,0 +1,219 @@
+package vsr
+
+import (
+	"github.com/vsrgo/vsr/messages"
+)
+
+// Normal operation (paper section 4.1).
+
+// onRequest handles a client's request. Only a normal replica handles one. A
+// backup forwards it to its primary (the reply address travels inside the
+// request, so the primary answers the client directly), except a stale read,
+// which any normal replica serves.
+func (r *Replica) onRequest(m *messages.Request) {
+	if r.status != StatusNormal {
+		return // The client resends after its timeout.
+	}
+	if m.ClientId == 0 || m.RequestNumber == 0 || len(m.Operation) == 0 {
+		r.drop(DropMalformed)
+		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_INVALID_REQUEST})
+		return
+	}
+	if m.ReadMode == messages.ReadMode_READ_MODE_STALE {
+		r.serveStaleRead(m)
+		return
+	}
+	if !r.isPrimary() {
+		r.send(r.primaryOf(r.viewNumber), m)
+		return
+	}
+	if m.ReadMode == messages.ReadMode_READ_MODE_LINEARIZABLE {
+		r.queueLinearizableRead(m)
+		return
+	}
+	r.appendRequest(m)
+}
+
+// appendRequest is the primary's half of the client table check, then the
+// append. A request older than the client's latest is dropped; a retry of the
+// latest executed one gets its stored reply again; a retry of one still in
+// the log is dropped, since its reply will come when it commits.
+func (r *Replica) appendRequest(m *messages.Request) {
+	if s := r.clientTable.executed(m.ClientId); s != nil && m.RequestNumber <= s.requestNumber {
+		if m.RequestNumber == s.requestNumber {
+			r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+				RequestNumber: s.requestNumber, Result: s.result})
+		}
+		return
+	}
+	if m.RequestNumber <= r.clientTable.inProgress[m.ClientId] {
+		return
+	}
+	r.log = append(r.log, &messages.Entry{
+		OpNumber:      r.opNumber() + 1,
+		View:          r.viewNumber,
+		ClientId:      m.ClientId,
+		RequestNumber: m.RequestNumber,
+		Operation:     m.Operation,
+		ReplyTo:       m.ReplyTo,
+	})
+	r.clientTable.inProgress[m.ClientId] = m.RequestNumber
+	r.maybeCommit() // With n = 1 the primary alone is a quorum.
+}
+
+// broadcastNewEntries sends the entries appended since the last Prepare to
+// every backup, in batches of at most MaxBatch.
+func (r *Replica) broadcastNewEntries() {
+	for r.primary.prepared < r.opNumber() {
+		first := r.primary.prepared + 1
+		last := min(r.opNumber(), first+uint64(r.cfg.MaxBatch)-1)
+		r.broadcast(r.prepareMessage(first, last))
+		r.primary.prepared = last
+		r.heartbeat.start(r.cfg.HeartbeatTicks)
+	}
+}
+
+func (r *Replica) prepareMessage(first, last uint64) *messages.Prepare {
+	return &messages.Prepare{
+		ClusterId:    r.cfg.ClusterID,
+		View:         r.viewNumber,
+		Entries:      r.log[first-1 : last],
+		CommitNumber: r.commitNumber,
+		Replica:      uint32(r.index),
+	}
+}
+
+// sendHeartbeats runs on the primary every heartbeat. A backup that has
+// acknowledged everything gets a Commit; one that has not gets the
+// uncommitted entries it lacks again, so a lost Prepare or PrepareOK costs one
+// heartbeat, not a view change.
+func (r *Replica) sendHeartbeats() {
+	for j := 0; j < r.n; j++ {
+		if j == r.index {
+			continue
+		}
+		first := max(r.primary.acked[j], r.commitNumber) + 1
+		if first <= r.opNumber() {
+			last := min(r.opNumber(), first+uint64(r.cfg.MaxBatch)-1)
+			r.send(j, r.prepareMessage(first, last))
+			continue
+		}
+		r.send(j, &messages.Commit{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
+			CommitNumber: r.commitNumber, Replica: uint32(r.index)})
+	}
+}
+
+// onPrepare handles a Prepare at a backup. Prepares are accepted strictly in
+// op order: a Prepare past a gap triggers state transfer, never a hole, which
+// is what makes PrepareOK(v, n) mean "I hold every op up to n".
+func (r *Replica) onPrepare(m *messages.Prepare) {
+	if r.status == StatusRecovering || m.View < r.viewNumber {
+		return // An old view's Prepare is ignored.
+	}
+	if int(m.Replica) != r.primaryOf(m.View) || len(m.Entries) == 0 ||
+		!consecutive(m.Entries, m.Entries[0].GetOpNumber(), r.cfg.MaxBatch) || m.Entries[0].OpNumber == 0 {
+		r.drop(DropMalformed)
+		return
+	}
+	if m.View > r.viewNumber || r.status != StatusNormal {
+		r.joinStartedView(m.View)
+		return
+	}
+	r.resetInactivity()
+	first := m.Entries[0].OpNumber
+	if first > r.opNumber()+1 {
+		r.requestState()
+		r.commitUpTo(min(m.CommitNumber, r.opNumber()))
+		return
+	}
+	for _, e := range m.Entries {
+		if e.OpNumber == r.opNumber()+1 {
+			r.log = append(r.log, e)
+		}
+	}
+	r.sendPrepareOK()
+	r.commitUpTo(min(m.CommitNumber, r.opNumber()))
+}
+
+// sendPrepareOK tells the primary how much of this view's log this backup
+// holds. It goes to the primary of the view the backup is in, which is the
+// view of every Prepare it accepted.
+func (r *Replica) sendPrepareOK() {
+	r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID,
+		View: r.viewNumber, OpNumber: r.opNumber(), Replica: uint32(r.index)})
+}
+
+// onPrepareOK counts a backup's acknowledgement at the primary.
+func (r *Replica) onPrepareOK(m *messages.PrepareOK) {
+	if r.status != StatusNormal || m.View != r.viewNumber || !r.isPrimary() {
+		return
+	}
+	if m.OpNumber > r.opNumber() {
+		r.drop(DropMalformed) // No backup can hold more of this view's log than its primary.
+		return
+	}
+	r.primary.acked[m.Replica] = max(r.primary.acked[m.Replica], m.OpNumber)
+	r.maybeCommit()
+}
+
+// maybeCommit commits up to the highest op a quorum holds.
+func (r *Replica) maybeCommit() {
+	if k := r.quorumAcked(); k > r.commitNumber {
+		r.commitUpTo(k)
+	}
+}
+
+// onCommit handles the primary's heartbeat at a backup.
+func (r *Replica) onCommit(m *messages.Commit) {
+	if r.status == StatusRecovering || m.View < r.viewNumber {
+		return
+	}
+	if int(m.Replica) != r.primaryOf(m.View) {
+		r.drop(DropBadReplica)
+		return
+	}
+	if m.View > r.viewNumber || r.status != StatusNormal {
+		r.joinStartedView(m.View)
+		return
+	}
+	r.resetInactivity()
+	if m.CommitNumber > r.opNumber() {
+		r.requestState() // The Prepares for those ops were lost.
+	}
+	r.commitUpTo(min(m.CommitNumber, r.opNumber()))
+}
+
+// commitUpTo commits and executes every op up to k, in order. On the primary
+// each execution is answered to its client; backups execute silently, keeping
+// their client tables current for the day one of them becomes primary.
+func (r *Replica) commitUpTo(k uint64) {
+	for r.commitNumber < k {
+		e := r.log[r.commitNumber]
+		r.commitNumber++
+		result, fresh := r.execute(e)
+		r.out.Committed = append(r.out.Committed, e)
+		if fresh && r.status == StatusNormal && r.isPrimary() {
+			r.reply(e.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
+				RequestNumber: e.RequestNumber, Result: result})
+		}
+	}
+	if r.status == StatusNormal && r.isPrimary() {
+		r.serveReads()
+	}
+}
+
+// execute applies e to the state machine unless the client table shows that
+// the request already ran, in which case it returns the stored result. The
+// check at execution time, the same on every replica, is what guarantees at
+// most once even if a retry reached the log twice (say, once before and once
+// after a view change). fresh is false for an entry that did not run now and
+// whose reply is not the client's latest.
+func (r *Replica) execute(e *messages.Entry) (result []byte, fresh bool) {
+	if s := r.clientTable.executed(e.ClientId); s != nil && e.RequestNumber <= s.requestNumber {
+		return s.result, e.RequestNumber == s.requestNumber
+	}
+	result = r.sm.Apply(e.Operation)
+	r.clientTable.record(e.ClientId, e.RequestNumber, result)
+	return result, true
+}

@@ -1,0 +1,46 @@
+package vsr
+
+// primaryState is what only the primary of the current view keeps. It is
+// per-view: it is reset whenever the replica becomes primary and dropped when
+// it leaves the view, so no vote from one view counts in another.
+type primaryState struct {
+	// acked[j] is the highest op number backup j has acknowledged in this
+	// view. PrepareOK(v, n) means "I hold every op up to n of view v's log"
+	// (backups accept Prepares strictly in order), so one number per backup
+	// is all the vote state normal operation needs: committing op n commits
+	// every op below it, and nothing per op outlives its commit.
+	acked []uint64
+	// prepared is the highest op number sent to backups in a Prepare.
+	prepared uint64
+	reads    readState
+}
+
+func (p *primaryState) reset(n int, opNumber uint64) {
+	*p = primaryState{acked: make([]uint64, n), prepared: opNumber}
+}
+
+// quorumAcked is the highest op number that f backups have acknowledged:
+// with the primary itself that is f+1 replicas, a quorum of the configuration.
+// Quorum sizes come from n, never from who is reachable.
+func (r *Replica) quorumAcked() uint64 {
+	if r.f == 0 {
+		return r.opNumber()
+	}
+	acks := make([]uint64, 0, r.n-1)
+	for j, a := range r.primary.acked {
+		if j != r.index {
+			acks = append(acks, a)
+		}
+	}
+	// The f-th largest acknowledgement.
+	for k := 0; k < r.f; k++ {
+		best := k
+		for m := k + 1; m < len(acks); m++ {
+			if acks[m] > acks[best] {
+				best = m
+			}
+		}
+		acks[k], acks[best] = acks[best], acks[k]
+	}
+	return acks[r.f-1]
+}

@@ -1,0 +1,280 @@
+package vsr
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine"
+)
+
+// Replica is one member of a VR group: the paper's replica state plus the
+// bookkeeping of its timers and votes. It is not safe for concurrent use; the
+// caller (an actor, the simulator) owns it and calls it from one goroutine.
+type Replica struct {
+	cfg   Config
+	n, f  int
+	index int
+	sm    statemachine.StateMachine
+	rng   *rng
+
+	// The paper's replica state.
+	viewNumber     uint64
+	status         Status
+	lastNormalView uint64
+	log            []*messages.Entry // log[k] holds op number k+1; opNumber is len(log)
+	commitNumber   uint64            // every op up to here is committed and executed
+	clientTable    clientTable
+
+	// syncing is set while the replica is in a view whose log it does not
+	// hold yet (it learned of the view from its primary): it has asked the
+	// primary for the log and sends no PrepareOK until it has it.
+	syncing bool
+	// stateRequested limits GetState to one per heartbeat.
+	stateRequested bool
+
+	primary    primaryState    // valid while normal and primary
+	viewChange viewChangeState // valid while in view-change status
+	recovery   recoveryState   // valid while recovering
+
+	heartbeat timer // resends and primary heartbeats
+	election  timer // backup inactivity, view-change progress
+
+	out       Output
+	hardState HardState
+	drops     Drops
+	checked   struct{ view, commit uint64 } // as of the last CheckInvariants
+}
+
+// New makes a replica from cfg. A replica with cfg.Recovering starts in
+// recovering status; otherwise it starts normal in view 0 with an empty log,
+// as every member of a new group does.
+func New(cfg Config) (*Replica, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	r := &Replica{
+		cfg:         cfg,
+		n:           cfg.ReplicaCount,
+		f:           faultTolerance(cfg.ReplicaCount),
+		index:       cfg.ReplicaIndex,
+		sm:          cfg.StateMachine,
+		rng:         newRNG(cfg.Seed),
+		clientTable: newClientTable(),
+	}
+	r.heartbeat.start(cfg.HeartbeatTicks)
+	if cfg.Recovering {
+		r.startRecovery()
+	} else {
+		r.becomeNormal()
+	}
+	r.out = Output{} // New returns no output; a recovering replica asks on its first Tick.
+	return r, nil
+}
+
+// Step hands the replica one message and returns what it must do as a result.
+// A message that is malformed, from another cluster or from a replica outside
+// the configuration is dropped and counted (see Drops).
+func (r *Replica) Step(m proto.Message) Output {
+	if r.admit(m) {
+		r.dispatch(m)
+		r.flush()
+	}
+	return r.takeOutput()
+}
+
+// Tick advances the replica's logical clock by one tick.
+func (r *Replica) Tick() Output {
+	if r.heartbeat.tick() {
+		r.heartbeat.start(r.cfg.HeartbeatTicks)
+		r.onHeartbeat()
+	}
+	if r.election.tick() {
+		r.onElectionTimeout()
+	}
+	r.flush()
+	return r.takeOutput()
+}
+
+func (r *Replica) dispatch(m proto.Message) {
+	switch m := m.(type) {
+	case *messages.Request:
+		r.onRequest(m)
+	case *messages.Prepare:
+		r.onPrepare(m)
+	case *messages.PrepareOK:
+		r.onPrepareOK(m)
+	case *messages.Commit:
+		r.onCommit(m)
+	case *messages.StartViewChange:
+		r.onStartViewChange(m)
+	case *messages.DoViewChange:
+		r.onDoViewChange(m)
+	case *messages.StartView:
+		r.onStartView(m)
+	case *messages.Recovery:
+		r.onRecovery(m)
+	case *messages.RecoveryResponse:
+		r.onRecoveryResponse(m)
+	case *messages.GetState:
+		r.onGetState(m)
+	case *messages.NewState:
+		r.onNewState(m)
+	case *messages.ConfirmView:
+		r.onConfirmView(m)
+	case *messages.ConfirmViewOK:
+		r.onConfirmViewOK(m)
+	default:
+		r.drop(DropUnknownMessage)
+	}
+}
+
+// onHeartbeat resends, per status, whatever a lost message could leave
+// waiting forever.
+func (r *Replica) onHeartbeat() {
+	r.stateRequested = false
+	switch r.status {
+	case StatusNormal:
+		if r.isPrimary() {
+			r.sendHeartbeats()
+			r.resendConfirmView()
+		}
+	case StatusViewChange:
+		r.resendViewChange()
+	case StatusRecovering:
+		r.broadcastRecovery()
+	}
+}
+
+// onElectionTimeout fires when a backup has not heard from its primary, or a
+// view change has not finished, within its timeout: either way the replica
+// moves to the next view.
+func (r *Replica) onElectionTimeout() {
+	switch r.status {
+	case StatusNormal:
+		if !r.isPrimary() {
+			r.startViewChange(r.viewNumber + 1)
+		}
+	case StatusViewChange:
+		r.startViewChange(r.viewNumber + 1)
+	}
+}
+
+// flush runs after every Step and Tick: it sends the entries the primary
+// appended in this step as one batch, and starts a read-confirmation round if
+// reads are waiting for one.
+func (r *Replica) flush() {
+	if r.status != StatusNormal || !r.isPrimary() {
+		return
+	}
+	r.broadcastNewEntries()
+	r.maybeStartConfirmRound()
+}
+
+func (r *Replica) takeOutput() Output {
+	hs := HardState{View: r.viewNumber, LastNormalView: r.lastNormalView, CommitNumber: r.commitNumber}
+	if hs != r.hardState {
+		r.hardState = hs
+		r.out.HardState = &hs
+	}
+	out := r.out
+	r.out = Output{}
+	return out
+}
+
+// becomeNormal enters normal status in the current view with the current log.
+func (r *Replica) becomeNormal() {
+	r.status = StatusNormal
+	r.lastNormalView = r.viewNumber
+	r.syncing = false
+	r.viewChange.reset()
+	r.recovery = recoveryState{}
+	if r.isPrimary() {
+		r.primary.reset(r.n, r.opNumber())
+		r.clientTable.markInProgress(r.log[r.commitNumber:])
+		r.election.stop()
+	} else {
+		r.primary = primaryState{}
+		r.clientTable.clearInProgress()
+		r.resetInactivity()
+	}
+}
+
+// resetInactivity restarts a backup's wait for its primary.
+func (r *Replica) resetInactivity() {
+	r.election.start(r.cfg.InactivityTicks + r.jitter())
+}
+
+func (r *Replica) jitter() int {
+	if r.cfg.JitterTicks <= 0 {
+		return 0
+	}
+	return r.rng.intn(r.cfg.JitterTicks + 1)
+}
+
+// send queues m for replica to.
+func (r *Replica) send(to int, m proto.Message) {
+	r.out.Messages = append(r.out.Messages, Envelope{To: to, Msg: m})
+}
+
+// broadcast queues m for every other replica.
+func (r *Replica) broadcast(m proto.Message) {
+	for j := 0; j < r.n; j++ {
+		if j != r.index {
+			r.send(j, m)
+		}
+	}
+}
+
+func (r *Replica) reply(to *messages.ClientAddress, m *messages.Reply) {
+	if to == nil {
+		return
+	}
+	m.Replica = uint32(r.index)
+	r.out.Replies = append(r.out.Replies, ClientReply{To: to, Reply: m})
+}
+
+// primaryOf is the primary of view v: v mod n.
+func (r *Replica) primaryOf(v uint64) int { return int(v % uint64(r.n)) }
+
+func (r *Replica) isPrimary() bool { return r.primaryOf(r.viewNumber) == r.index }
+
+func (r *Replica) opNumber() uint64 { return uint64(len(r.log)) }
+
+// Accessors, for the actor layer's status reports, the simulator and tests.
+
+// Index is this replica's index.
+func (r *Replica) Index() int { return r.index }
+
+// View is the current view number.
+func (r *Replica) View() uint64 { return r.viewNumber }
+
+// Status is the current status.
+func (r *Replica) Status() Status { return r.status }
+
+// LastNormalView is the latest view in which the replica's status was normal.
+func (r *Replica) LastNormalView() uint64 { return r.lastNormalView }
+
+// OpNumber is the op number of the last entry in the log.
+func (r *Replica) OpNumber() uint64 { return r.opNumber() }
+
+// CommitNumber is the op number of the last committed (and executed) entry.
+func (r *Replica) CommitNumber() uint64 { return r.commitNumber }
+
+// Primary is the index of the primary of the current view.
+func (r *Replica) Primary() int { return r.primaryOf(r.viewNumber) }
+
+// IsPrimary reports whether this replica is normal and the primary of its view.
+func (r *Replica) IsPrimary() bool { return r.status == StatusNormal && r.isPrimary() }
+
+// Entry returns the log entry with op number op, or nil. Entries are shared,
+// not copied: callers must not modify them.
+func (r *Replica) Entry(op uint64) *messages.Entry {
+	if op == 0 || op > r.opNumber() {
+		return nil
+	}
+	return r.log[op-1]
+}
+
+// Drops counts the messages this replica dropped, by reason.
+func (r *Replica) Drops() Drops { return r.drops }

@@ -1,0 +1,221 @@
+package vsr
+
+import (
+	"slices"
+
+	"github.com/vsrgo/vsr/messages"
+)
+
+// View change (paper section 4.2), the canonical protocol: StartViewChange,
+// then DoViewChange to the new primary, then StartView. There is no
+// acknowledgement round.
+
+// viewChangeState is the vote state of one view change. It belongs to the
+// view being changed to and is reset whenever the replica enters another
+// view or becomes normal.
+type viewChangeState struct {
+	// startViewChanges[j] is set when StartViewChange for this view came
+	// from replica j.
+	startViewChanges []bool
+	// doViewChanges holds, at the new primary, the DoViewChange of each
+	// replica for this view.
+	doViewChanges map[int]*messages.DoViewChange
+	// sentDoViewChange is this replica's own DoViewChange once it sent it.
+	sentDoViewChange *messages.DoViewChange
+	// started is set when this replica broadcast StartViewChange itself.
+	started bool
+}
+
+func (s *viewChangeState) reset() { *s = viewChangeState{} }
+
+// startViewChange moves the replica to view v in view-change status and
+// tells everyone (on a timeout, v is the next view; on hearing of a higher
+// view change, it is that view).
+func (r *Replica) startViewChange(v uint64) {
+	r.enterView(v)
+	r.status = StatusViewChange
+	r.viewChange.started = true
+	r.election.start(r.cfg.ViewChangeTicks + r.jitter())
+	r.broadcast(r.startViewChangeMessage())
+	r.maybeSendDoViewChange() // With n = 1 no other vote is needed.
+}
+
+// enterView moves to view v, leaving whatever the replica did in its old one.
+// The log, the commit number and the last normal view stay: they are what the
+// replica brings to the view change.
+func (r *Replica) enterView(v uint64) {
+	r.viewNumber = v
+	r.syncing = false
+	r.viewChange.reset()
+	r.viewChange.startViewChanges = make([]bool, r.n)
+	r.viewChange.doViewChanges = map[int]*messages.DoViewChange{}
+	r.primary = primaryState{}
+	r.clientTable.clearInProgress()
+}
+
+func (r *Replica) startViewChangeMessage() *messages.StartViewChange {
+	return &messages.StartViewChange{ClusterId: r.cfg.ClusterID, View: r.viewNumber, Replica: uint32(r.index)}
+}
+
+// onStartViewChange counts a vote for a view change, joining it if it is for
+// a later view than this replica's.
+func (r *Replica) onStartViewChange(m *messages.StartViewChange) {
+	if r.status == StatusRecovering || m.View < r.viewNumber {
+		return
+	}
+	if m.View == r.viewNumber && (r.status == StatusNormal || r.syncing) {
+		return // That view has started already.
+	}
+	if m.View > r.viewNumber {
+		r.startViewChange(m.View)
+	}
+	r.viewChange.startViewChanges[m.Replica] = true
+	r.maybeSendDoViewChange()
+}
+
+// maybeSendDoViewChange sends this replica's DoViewChange to the new primary
+// once f other replicas have voted for the view change: only then is it sure
+// that a quorum has stopped accepting Prepares in the old view.
+func (r *Replica) maybeSendDoViewChange() {
+	if r.viewChange.sentDoViewChange != nil || r.countStartViewChanges() < r.f {
+		return
+	}
+	m := &messages.DoViewChange{
+		ClusterId:      r.cfg.ClusterID,
+		View:           r.viewNumber,
+		Log:            r.log,
+		LastNormalView: r.lastNormalView,
+		OpNumber:       r.opNumber(),
+		CommitNumber:   r.commitNumber,
+		Replica:        uint32(r.index),
+	}
+	r.viewChange.sentDoViewChange = m
+	if r.isPrimary() {
+		r.recordDoViewChange(m)
+		return
+	}
+	r.send(r.primaryOf(r.viewNumber), m)
+}
+
+func (r *Replica) countStartViewChanges() int {
+	count := 0
+	for j, voted := range r.viewChange.startViewChanges {
+		if voted && j != r.index {
+			count++
+		}
+	}
+	return count
+}
+
+// resendViewChange runs every heartbeat in view-change status, so that a lost
+// vote does not cost a whole view-change timeout; a replica that is only
+// fetching a started view's log asks for it again instead.
+func (r *Replica) resendViewChange() {
+	if r.syncing {
+		r.requestState()
+		return
+	}
+	if r.viewChange.started {
+		r.broadcast(r.startViewChangeMessage())
+	}
+	if m := r.viewChange.sentDoViewChange; m != nil && !r.isPrimary() {
+		r.send(r.primaryOf(r.viewNumber), m)
+	}
+}
+
+// onDoViewChange collects DoViewChange messages at the primary of their view.
+func (r *Replica) onDoViewChange(m *messages.DoViewChange) {
+	if r.status == StatusRecovering || m.View < r.viewNumber {
+		return
+	}
+	if r.primaryOf(m.View) != r.index || m.LastNormalView >= m.View ||
+		!wholeLog(m.Log, m.OpNumber, m.CommitNumber) {
+		r.drop(DropMalformed)
+		return
+	}
+	if m.View == r.viewNumber && r.status == StatusNormal {
+		r.send(int(m.Replica), r.startViewMessage()) // It missed the StartView.
+		return
+	}
+	if m.View > r.viewNumber || r.syncing {
+		r.startViewChange(m.View)
+	}
+	r.recordDoViewChange(m)
+}
+
+// recordDoViewChange keeps one DoViewChange per replica and starts the view
+// once f+1 of them, counting this replica's own, have arrived. Acting on
+// fewer could miss the one log that holds a committed op.
+func (r *Replica) recordDoViewChange(m *messages.DoViewChange) {
+	r.viewChange.doViewChanges[int(m.Replica)] = m
+	if len(r.viewChange.doViewChanges) >= r.f+1 {
+		r.startView()
+	}
+}
+
+// startView makes this replica the primary of its view: it takes the log with
+// the largest last normal view and, among those, the largest op number; the
+// commit number is the largest any replica reported. It becomes normal,
+// sends StartView, then executes the committed ops it had not executed and
+// replies to their clients.
+func (r *Replica) startView() {
+	best := chooseLog(r.viewChange.doViewChanges)
+	commit := r.commitNumber
+	for _, m := range r.viewChange.doViewChanges {
+		commit = max(commit, m.CommitNumber)
+	}
+	r.log = slices.Clip(best.Log)
+	r.becomeNormal()
+	r.broadcast(r.startViewMessage())
+	r.commitUpTo(commit)
+}
+
+// chooseLog picks the DoViewChange whose log the new view starts from: the
+// largest last normal view first, then the largest op number. A log from a
+// later normal view wins even when it is shorter, because a longer log from
+// an earlier view may hold ops that the later view replaced. Ties go to the
+// lowest replica index, so every run makes the same choice.
+func chooseLog(dvcs map[int]*messages.DoViewChange) *messages.DoViewChange {
+	var best *messages.DoViewChange
+	for _, m := range dvcs {
+		if best == nil || m.LastNormalView > best.LastNormalView ||
+			(m.LastNormalView == best.LastNormalView && m.OpNumber > best.OpNumber) ||
+			(m.LastNormalView == best.LastNormalView && m.OpNumber == best.OpNumber && m.Replica < best.Replica) {
+			best = m
+		}
+	}
+	return best
+}
+
+func (r *Replica) startViewMessage() *messages.StartView {
+	return &messages.StartView{
+		ClusterId:    r.cfg.ClusterID,
+		View:         r.viewNumber,
+		Log:          r.log,
+		OpNumber:     r.opNumber(),
+		CommitNumber: r.commitNumber,
+		Replica:      uint32(r.index),
+	}
+}
+
+// onStartView adopts the new primary's log, becomes normal in its view,
+// executes everything committed (not just marks it) and acknowledges the log
+// so the primary can commit the uncommitted suffix.
+func (r *Replica) onStartView(m *messages.StartView) {
+	if r.status == StatusRecovering || m.View < r.viewNumber {
+		return
+	}
+	if m.View == r.viewNumber && r.status == StatusNormal {
+		return // A duplicate.
+	}
+	if int(m.Replica) != r.primaryOf(m.View) || !wholeLog(m.Log, m.OpNumber, m.CommitNumber) ||
+		m.OpNumber < r.commitNumber {
+		r.drop(DropMalformed)
+		return
+	}
+	r.enterView(m.View)
+	r.log = slices.Clip(m.Log)
+	r.becomeNormal()
+	r.commitUpTo(m.CommitNumber)
+	r.sendPrepareOK()
+}
