@@ -1,0 +1,272 @@
+package vsr
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/statemachine/kv"
+)
+
+// This file is a tiny in-test network for scenario tests: n replicas, a queue
+// of messages in flight, and a test that decides what is delivered, dropped
+// or cut off. It checks every replica's invariants, and that replicas agree on
+// every committed op, after every step.
+
+// packet is a message in flight between replicas (to >= 0) or from a replica
+// to a client (reply != nil).
+type packet struct {
+	from, to int
+	msg      proto.Message
+}
+
+type network struct {
+	t        *testing.T
+	replicas []*Replica
+	stores   []*kv.Store
+	inflight []packet
+	replies  []*messages.Reply
+	// cut[a][b] drops every message from a to b.
+	cut [][]bool
+	// committed[op] is the first entry seen committed at op, by anyone.
+	committed map[uint64]*messages.Entry
+	seed      uint64
+}
+
+const testCluster = 7
+
+var testClient = &messages.ClientAddress{Address: "test", Id: "client"}
+
+func newNetwork(t *testing.T, n int) *network {
+	t.Helper()
+	nw := &network{t: t, cut: make([][]bool, n), committed: map[uint64]*messages.Entry{}, seed: 1}
+	for i := 0; i < n; i++ {
+		nw.cut[i] = make([]bool, n)
+		store := kv.NewStore()
+		r, err := New(nw.config(n, i, store, false))
+		require.NoError(t, err)
+		nw.replicas = append(nw.replicas, r)
+		nw.stores = append(nw.stores, store)
+	}
+	return nw
+}
+
+func (nw *network) config(n, i int, sm statemachine.StateMachine, recovering bool) Config {
+	nw.seed++
+	return Config{ClusterID: testCluster, ReplicaCount: n, ReplicaIndex: i, StateMachine: sm,
+		Seed: nw.seed, Recovering: recovering, JitterTicks: -1}
+}
+
+// take records an output: messages go in flight, replies are kept, and
+// committed entries are checked against everyone else's.
+func (nw *network) take(from int, out Output) {
+	nw.t.Helper()
+	for _, env := range out.Messages {
+		require.NotEqual(nw.t, from, env.To, "replica %d sent a message to itself", from)
+		nw.inflight = append(nw.inflight, packet{from: from, to: env.To, msg: env.Msg})
+	}
+	for _, rep := range out.Replies {
+		nw.replies = append(nw.replies, rep.Reply)
+	}
+	for _, e := range out.Committed {
+		if prev, ok := nw.committed[e.OpNumber]; ok {
+			require.True(nw.t, proto.Equal(prev, e), "replica %d committed %v at op %d, another committed %v",
+				from, e, e.OpNumber, prev)
+		} else {
+			nw.committed[e.OpNumber] = e
+		}
+	}
+	for i, r := range nw.replicas {
+		require.NoError(nw.t, r.CheckInvariants(), "replica %d", i)
+	}
+}
+
+// step hands m to replica i as if it came from the network.
+func (nw *network) step(i int, m proto.Message) {
+	nw.t.Helper()
+	nw.take(i, nw.replicas[i].Step(m))
+}
+
+// tick advances every replica's clock once; a replica in skip does not tick.
+func (nw *network) tick(skip ...int) {
+	nw.t.Helper()
+	for i, r := range nw.replicas {
+		if !contains(skip, i) {
+			nw.take(i, r.Tick())
+		}
+	}
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver delivers every message in flight, including those sent in reply,
+// until none is left; messages across a cut are dropped. It returns how many
+// it delivered.
+func (nw *network) deliver() int {
+	nw.t.Helper()
+	count := 0
+	for len(nw.inflight) > 0 {
+		p := nw.inflight[0]
+		nw.inflight = nw.inflight[1:]
+		if nw.cut[p.from][p.to] {
+			continue
+		}
+		nw.step(p.to, p.msg)
+		count++
+		require.Less(nw.t, count, 100000, "messages never stop")
+	}
+	return count
+}
+
+// deliverIf delivers the messages in flight for which keep is true, once, and
+// drops the rest.
+func (nw *network) deliverIf(keep func(p packet) bool) {
+	nw.t.Helper()
+	batch := nw.inflight
+	nw.inflight = nil
+	for _, p := range batch {
+		if keep(p) && !nw.cut[p.from][p.to] {
+			nw.step(p.to, p.msg)
+		}
+	}
+}
+
+// dropAll discards every message in flight.
+func (nw *network) dropAll() { nw.inflight = nil }
+
+// isolate cuts replica i off from everyone, both ways.
+func (nw *network) isolate(i int) {
+	for j := range nw.replicas {
+		if j != i {
+			nw.cut[i][j], nw.cut[j][i] = true, true
+		}
+	}
+}
+
+// heal removes every cut.
+func (nw *network) heal() {
+	for i := range nw.cut {
+		for j := range nw.cut[i] {
+			nw.cut[i][j] = false
+		}
+	}
+}
+
+// run ticks and delivers for the given number of ticks.
+func (nw *network) run(ticks int, skip ...int) {
+	nw.t.Helper()
+	for k := 0; k < ticks; k++ {
+		nw.tick(skip...)
+		nw.deliver()
+	}
+}
+
+// restart replaces replica i with a new, empty one that runs recovery.
+func (nw *network) restart(i int) {
+	nw.t.Helper()
+	store := kv.NewStore()
+	r, err := New(nw.config(len(nw.replicas), i, store, true))
+	require.NoError(nw.t, err)
+	nw.replicas[i] = r
+	nw.stores[i] = store
+}
+
+// request builds a client request.
+func request(client, number uint64, op []byte) *messages.Request {
+	return &messages.Request{ClusterId: testCluster, ClientId: client, RequestNumber: number,
+		Operation: op, ReplyTo: testClient}
+}
+
+// put submits a put to replica i and delivers everything.
+func (nw *network) put(i int, client, number uint64, key, value string) {
+	nw.t.Helper()
+	nw.step(i, request(client, number, kv.PutOp(key, []byte(value))))
+	nw.deliver()
+}
+
+// primary returns the index of the one replica that is normal and primary in
+// the highest view, failing the test if there is none.
+func (nw *network) primary() int {
+	nw.t.Helper()
+	best := -1
+	for i, r := range nw.replicas {
+		if r.IsPrimary() && (best < 0 || r.View() > nw.replicas[best].View()) {
+			best = i
+		}
+	}
+	require.GreaterOrEqual(nw.t, best, 0, "no primary")
+	return best
+}
+
+// replyFor returns the last reply to (client, number), or nil.
+func (nw *network) replyFor(client, number uint64) *messages.Reply {
+	var found *messages.Reply
+	for _, r := range nw.replies {
+		if r.ClientId == client && r.RequestNumber == number {
+			found = r
+		}
+	}
+	return found
+}
+
+// repliesFor counts the replies to (client, number).
+func (nw *network) repliesFor(client, number uint64) int {
+	count := 0
+	for _, r := range nw.replies {
+		if r.ClientId == client && r.RequestNumber == number {
+			count++
+		}
+	}
+	return count
+}
+
+// requireConverged checks that the given replicas are normal in one view with
+// the same commit number and byte-identical state.
+func (nw *network) requireConverged(which ...int) {
+	nw.t.Helper()
+	if len(which) == 0 {
+		for i := range nw.replicas {
+			which = append(which, i)
+		}
+	}
+	first := nw.replicas[which[0]]
+	want, err := nw.stores[which[0]].Snapshot()
+	require.NoError(nw.t, err)
+	for _, i := range which {
+		r := nw.replicas[i]
+		require.Equal(nw.t, StatusNormal, r.Status(), "replica %d", i)
+		require.Equal(nw.t, first.View(), r.View(), "replica %d view", i)
+		require.Equal(nw.t, first.CommitNumber(), r.CommitNumber(), "replica %d commit", i)
+		got, err := nw.stores[i].Snapshot()
+		require.NoError(nw.t, err)
+		require.True(nw.t, bytes.Equal(want, got), "replica %d state differs", i)
+	}
+}
+
+// value reads key from replica i's state machine.
+func (nw *network) value(i int, key string) string {
+	v, ok := nw.stores[i].Get(key)
+	if !ok {
+		return "<absent>"
+	}
+	return string(v)
+}
+
+func (p packet) String() string { return fmt.Sprintf("%d->%d %T", p.from, p.to, p.msg) }
+
+// isType reports whether p carries a message of the same type as m.
+func isType(p packet, m proto.Message) bool {
+	return p.msg.ProtoReflect().Descriptor() == m.ProtoReflect().Descriptor()
+}
