@@ -270,3 +270,13 @@ func (p packet) String() string { return fmt.Sprintf("%d->%d %T", p.from, p.to, 
 func isType(p packet, m proto.Message) bool {
 	return p.msg.ProtoReflect().Descriptor() == m.ProtoReflect().Descriptor()
 }
+
+// do runs f on replica i, as a test's way to call a handler or a transition
+// directly, and collects what it produced.
+func (nw *network) do(i int, f func(r *Replica)) {
+	nw.t.Helper()
+	r := nw.replicas[i]
+	f(r)
+	r.flush()
+	nw.take(i, r.takeOutput())
+}

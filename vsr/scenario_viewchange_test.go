@@ -1,0 +1,260 @@
+package vsr
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine/kv"
+)
+
+// Scenario tests of the view change (paper section 4.2) and the pitfalls of
+// DESIGN.md that concern it.
+
+// Pitfall 1. n = 3: op 1 is committed on replicas 0 and 2; replica 1, the
+// next primary, never saw it. When 0 fails, 1 must wait for f+1 = 2
+// DoViewChanges (its own and 2's); acting on the first, its own, would start
+// view 1 with an empty log and lose a committed op.
+func TestNewPrimaryWaitsForQuorumOfDoViewChanges(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.step(0, request(1, 1, kv.PutOp("a", []byte("committed"))))
+	nw.deliverIf(func(p packet) bool { return p.to != 1 }) // the Prepare to 1 is lost
+	nw.deliver()
+	require.NotNil(t, nw.replyFor(1, 1), "op 1 committed and answered")
+
+	nw.isolate(0)
+	nw.run(DefaultInactivityTicks + 5)
+	require.True(t, nw.replicas[1].IsPrimary())
+	require.Equal(t, uint64(1), nw.replicas[1].View())
+	require.Equal(t, "committed", string(nw.replicas[1].Entry(1).Operation[len(nw.replicas[1].Entry(1).Operation)-9:]))
+	nw.put(1, 2, 1, "b", "2")
+	nw.run(DefaultHeartbeatTicks)
+	nw.requireConverged(1, 2)
+	require.Equal(t, "committed", nw.value(2, "a"))
+	require.Equal(t, "committed", nw.value(1, "a"))
+}
+
+// The same rule at n = 5: two DoViewChanges (the primary's own and one more)
+// are not enough, three are.
+func TestNewPrimaryOfFiveStartsOnlyOnThreeDoViewChanges(t *testing.T) {
+	nw := newNetwork(t, 5)
+	for i := range nw.replicas {
+		nw.do(i, func(r *Replica) { r.startViewChange(1) })
+	}
+	// Deliver StartViewChanges only, so everyone sends its DoViewChange.
+	nw.deliverIf(func(p packet) bool { return isType(p, &messages.StartViewChange{}) })
+	var dvcs []packet
+	for _, p := range nw.inflight {
+		if isType(p, &messages.DoViewChange{}) {
+			dvcs = append(dvcs, p)
+		}
+	}
+	nw.dropAll()
+	require.Len(t, dvcs, 4, "every backup sends its DoViewChange to replica 1")
+	require.NotNil(t, nw.replicas[1].viewChange.sentDoViewChange, "the new primary counted its own")
+
+	nw.step(1, dvcs[0].msg)
+	require.Equal(t, StatusViewChange, nw.replicas[1].Status(), "2 of 5 DoViewChanges must not start the view")
+	nw.step(1, dvcs[1].msg)
+	require.True(t, nw.replicas[1].IsPrimary(), "3 of 5 DoViewChanges start the view")
+}
+
+// Pitfall 2 and review item 6. n = 3: in view 0, replica 0 appends two ops
+// that never leave it. Replicas 1 and 2 move to view 1 and commit a different
+// op 1. Then 1 fails and 0 comes back: view 2's primary, 2, gets
+// DoViewChanges from 0 (last normal view 0, op 2) and itself (last normal
+// view 1, op 1). Choosing by op number alone would take 0's longer log and
+// lose the committed op; the later normal view must win.
+func TestViewChangeChoosesLogByLastNormalViewBeforeOpNumber(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.step(0, request(1, 1, kv.PutOp("old", []byte("1"))))
+	nw.step(0, request(2, 1, kv.PutOp("old", []byte("2"))))
+	nw.dropAll()
+	require.Equal(t, uint64(2), nw.replicas[0].OpNumber())
+
+	nw.isolate(0)
+	nw.run(DefaultInactivityTicks+5, 0)
+	require.True(t, nw.replicas[1].IsPrimary())
+	nw.put(1, 3, 1, "new", "committed")
+	require.NotNil(t, nw.replyFor(3, 1))
+
+	nw.heal()
+	nw.isolate(1)
+	nw.dropAll()
+	// Replica 0 never heard of view 1: it must start view 2 with 2 and bring
+	// its longer, older log.
+	nw.do(0, func(r *Replica) { r.startViewChange(2) })
+	nw.do(2, func(r *Replica) { r.startViewChange(2) })
+	nw.deliver()
+	require.True(t, nw.replicas[2].IsPrimary())
+	require.Equal(t, uint64(2), nw.replicas[2].View())
+	nw.run(DefaultHeartbeatTicks, 1)
+	nw.requireConverged(0, 2)
+	require.Equal(t, "committed", nw.value(0, "new"))
+	require.Equal(t, "<absent>", nw.value(0, "old"), "ops that were never committed are gone")
+}
+
+// Pitfall 3. After a view change the new primary is normal and serves
+// clients: a new write commits and is answered.
+func TestNewPrimaryLeavesViewChangeStatusAndServesClients(t *testing.T) {
+	for _, n := range []int{3, 5} {
+		nw := newNetwork(t, n)
+		nw.put(0, 1, 1, "a", "1")
+		nw.isolate(0)
+		nw.run(DefaultInactivityTicks+5, 0)
+		p := nw.primary()
+		require.Equal(t, 1, p, "n=%d", n)
+		require.Equal(t, StatusNormal, nw.replicas[p].Status())
+		nw.put(p, 1, 2, "a", "2")
+		require.NotNil(t, nw.replyFor(1, 2), "n=%d: the new primary answered", n)
+	}
+}
+
+// Pitfall 4. Op 1 is committed at the old primary, but no backup has executed
+// it (the commit never reached them). After the view change every live replica
+// must execute it, not just mark it committed, and the new primary must
+// answer the client.
+func TestCommittedOpsAreExecutedEverywhereAfterStartView(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
+	nw.deliverIf(func(p packet) bool { return isType(p, &messages.Prepare{}) || isType(p, &messages.PrepareOK{}) })
+	nw.deliverIf(func(p packet) bool { return isType(p, &messages.PrepareOK{}) })
+	require.Equal(t, uint64(1), nw.replicas[0].CommitNumber())
+	nw.replies = nil
+	nw.dropAll()
+	require.Equal(t, "<absent>", nw.value(1, "a"))
+	require.Equal(t, "<absent>", nw.value(2, "a"))
+
+	// Replica 0 reports its commit number in view 1's view change, but not
+	// as primary: it must have executed the op itself already.
+	nw.run(DefaultInactivityTicks+5, 0) // 0 doesn't tick, so it sends no heartbeat
+	require.True(t, nw.replicas[1].IsPrimary())
+	require.Equal(t, "1", nw.value(1, "a"))
+	require.Equal(t, "1", nw.value(2, "a"))
+	require.Equal(t, "1", nw.value(0, "a"))
+	require.NotNil(t, nw.replyFor(1, 1), "the new primary answers the op it executed")
+}
+
+// Pitfall 5 and review item 2. A Prepare from an older view is ignored, and
+// a PrepareOK goes to the primary of the view the backup is in.
+func TestOldViewPrepareIgnoredAndPrepareOKGoesToCurrentPrimary(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.step(0, request(1, 1, kv.PutOp("a", []byte("stale"))))
+	stale := nw.inflight // Prepares of view 0
+	nw.dropAll()
+	nw.isolate(0)
+	nw.run(DefaultInactivityTicks+5, 0)
+	require.True(t, nw.replicas[1].IsPrimary())
+	nw.heal()
+
+	for _, p := range stale {
+		if p.to == 2 {
+			out := nw.replicas[2].Step(p.msg)
+			require.Empty(t, out.Messages, "an old view's Prepare gets no answer")
+		}
+	}
+	require.Equal(t, uint64(0), nw.replicas[2].OpNumber(), "an old view's Prepare is not appended")
+
+	nw.step(1, request(1, 2, kv.PutOp("a", []byte("new"))))
+	var sawOK bool
+	nw.deliverIf(func(p packet) bool {
+		if isType(p, &messages.PrepareOK{}) {
+			sawOK = true
+			require.Equal(t, 1, p.to, "PrepareOK goes to the primary of view 1")
+		}
+		return true
+	})
+	nw.deliverIf(func(p packet) bool {
+		if isType(p, &messages.PrepareOK{}) {
+			sawOK = true
+			require.Equal(t, 1, p.to, "PrepareOK goes to the primary of view 1")
+		}
+		return true
+	})
+	require.True(t, sawOK)
+}
+
+// Pitfall 8. Vote state does not outlive what it counts: after the view
+// change the new primary's acknowledgements start from zero, so a PrepareOK
+// from the old view cannot commit anything in the new one, and a replica
+// that is normal holds no view-change votes.
+func TestVoteStateIsPerViewAndFreedWhenTheViewIsLeft(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.put(0, 1, 1, "a", "1")
+	oldOK := &messages.PrepareOK{ClusterId: testCluster, View: 0, OpNumber: 5, Replica: 2}
+
+	nw.isolate(0)
+	nw.run(DefaultInactivityTicks+5, 0)
+	p := nw.replicas[1]
+	require.True(t, p.IsPrimary())
+	for i, r := range nw.replicas[1:] {
+		require.Nil(t, r.viewChange.doViewChanges, "replica %d", i+1)
+		require.Nil(t, r.viewChange.startViewChanges, "replica %d", i+1)
+	}
+	nw.step(1, request(1, 2, kv.PutOp("a", []byte("2"))))
+	nw.dropAll()
+	commit := p.CommitNumber()
+	nw.step(1, oldOK)
+	require.Equal(t, commit, p.CommitNumber(), "a PrepareOK of view 0 counts nothing in view 1")
+	require.Less(t, p.primary.acked[2], uint64(2))
+
+	// Per-op state: committing frees it, because there is none but one
+	// high-water mark per backup.
+	nw.run(DefaultHeartbeatTicks, 0)
+	require.Equal(t, p.OpNumber(), p.CommitNumber())
+	require.Len(t, p.primary.acked, 3)
+	require.Empty(t, p.clientTable.inProgress, "committed requests are no longer in progress")
+}
+
+// Review item 1: the view change is the canonical one. StartViewChange is
+// answered by DoViewChange (no acknowledgement round), and votes for one
+// view do not count for the next.
+func TestCanonicalViewChangeWithoutAcknowledgementRound(t *testing.T) {
+	nw := newNetwork(t, 3)
+	r2 := nw.replicas[2]
+	nw.do(2, func(r *Replica) { r.startViewChange(1) })
+	nw.dropAll()
+	out := r2.Step(&messages.StartViewChange{ClusterId: testCluster, View: 1, Replica: 0})
+	require.Len(t, out.Messages, 1)
+	require.IsType(t, &messages.DoViewChange{}, out.Messages[0].Msg, "f StartViewChanges lead straight to DoViewChange")
+	require.Equal(t, 1, out.Messages[0].To, "to the primary of view 1")
+
+	// Replica 2 moves to view 2 on its view-change timeout: replica 0's vote
+	// for view 1 must not count there.
+	nw.isolate(2)
+	nw.run(DefaultViewChangeTicks+1, 0, 1)
+	require.Equal(t, uint64(2), r2.View())
+	require.Nil(t, r2.viewChange.sentDoViewChange, "no DoViewChange for view 2 without a vote for view 2")
+	require.Equal(t, 0, r2.countStartViewChanges())
+}
+
+// Review item 3: a backup that hears nothing from its primary starts a view
+// change; an idle primary's heartbeats keep it from doing so.
+func TestInactivityTimeoutStartsViewChangeAndHeartbeatsPreventIt(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.run(5 * DefaultInactivityTicks)
+	for _, r := range nw.replicas {
+		require.Equal(t, uint64(0), r.View(), "an idle but live primary keeps its view")
+	}
+	nw.run(DefaultInactivityTicks+DefaultViewChangeTicks, 0) // the primary stops ticking: no heartbeats
+	require.Equal(t, uint64(1), nw.replicas[1].View())
+	require.True(t, nw.replicas[1].IsPrimary())
+}
+
+// The view change succeeds with f replicas down at n = 5, and every live
+// replica ends in the same state.
+func TestViewChangeWithFReplicasDownAtFive(t *testing.T) {
+	nw := newNetwork(t, 5)
+	nw.put(0, 1, 1, "a", "1")
+	nw.put(0, 1, 2, "b", "2")
+	nw.isolate(0)
+	nw.isolate(1) // the next primary too: the group must skip to view 2
+	nw.run(DefaultInactivityTicks+2*DefaultViewChangeTicks+5, 0, 1)
+	require.True(t, nw.replicas[2].IsPrimary())
+	nw.put(2, 1, 3, "c", "3")
+	require.NotNil(t, nw.replyFor(1, 3))
+	nw.run(DefaultHeartbeatTicks, 0, 1)
+	nw.requireConverged(2, 3, 4)
+	require.Equal(t, "1", nw.value(4, "a"))
+}
