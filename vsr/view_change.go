@@ -156,8 +156,8 @@ func (r *Replica) recordDoViewChange(m *messages.DoViewChange) {
 // startView makes this replica the primary of its view: it takes the log with
 // the largest last normal view and, among those, the largest op number; the
 // commit number is the largest any replica reported. It becomes normal,
-// sends StartView, then executes the committed ops it had not executed and
-// replies to their clients.
+// executes the committed ops it had not executed, replying to their clients,
+// and sends StartView with the new commit number so backups execute them too.
 func (r *Replica) startView() {
 	best := chooseLog(r.viewChange.doViewChanges)
 	commit := r.commitNumber
@@ -166,8 +166,8 @@ func (r *Replica) startView() {
 	}
 	r.log = slices.Clip(best.Log)
 	r.becomeNormal()
-	r.broadcast(r.startViewMessage())
 	r.commitUpTo(commit)
+	r.broadcast(r.startViewMessage()) // carries the new commit number
 }
 
 // chooseLog picks the DoViewChange whose log the new view starts from: the
