@@ -57,7 +57,7 @@ type Config struct {
 	// view-change timeout, so that replicas don't all start the same view
 	// change at once. Zero takes the default; a negative value means no jitter.
 	JitterTicks int
-	// MaxBatch is the most entries one Prepare or NewState carries.
+	// MaxBatch is the most entries one Prepare carries.
 	MaxBatch int
 }
 

@@ -51,7 +51,7 @@ type replicaMessage interface {
 // admit checks what every message must satisfy before its handler runs: it
 // belongs to this cluster, and its sender is another member of it.
 func (r *Replica) admit(m proto.Message) bool {
-	if m == nil {
+	if m == nil || !m.ProtoReflect().IsValid() { // nil, or a typed nil pointer
 		r.drop(DropMalformed)
 		return false
 	}

@@ -208,6 +208,29 @@ func TestOnPrepareOK_OnlyThePrimaryRepliesToClients(t *testing.T) {
 	assert.Empty(t, out.Replies, "but never replies")
 }
 
+func TestCommitUpTo_RequestInLogTwiceExecutesOnce(t *testing.T) {
+	// A retry can reach the log twice (before and after a view change): the
+	// client table check at execution keeps it at most once, on every replica.
+	dup := func(op, req uint64, value string) *messages.Entry {
+		return &messages.Entry{OpNumber: op, ClientId: 1, RequestNumber: req,
+			Operation: kv.PutOp("a", []byte(value)), ReplyTo: uAddr}
+	}
+	log := []*messages.Entry{dup(1, 2, "first"), dup(2, 2, "first"), dup(3, 1, "older")}
+	b, bsm := uReplica(t, 3, 2)
+	uStep(t, b, uStartView(1, 1, 3, log))
+	assert.Equal(t, 1, bsm.applies, "backup: executed once")
+	assert.Equal(t, "first", uValue(bsm, "a"), "the older request number is not executed either")
+
+	p, psm := uNewPrimary(t, 3, 1, 0, log)
+	out := uStep(t, p, uPrepareOK(1, 3, 2))
+	assert.Len(t, out.Committed, 3)
+	assert.Equal(t, 1, psm.applies, "primary: executed once")
+	assert.Equal(t, "first", uValue(psm, "a"))
+	for _, rep := range out.Replies {
+		assert.Equal(t, uint64(2), rep.Reply.RequestNumber, "no reply for the older request")
+	}
+}
+
 // ---------------------------------------------------------------------------
 // onCommit
 

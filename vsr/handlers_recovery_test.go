@@ -142,6 +142,22 @@ func TestOnRecoveryResponse_NeedsFPlusOneIncludingPrimaryOfLargestView(t *testin
 	assert.Equal(t, uint64(2), oks[0].Msg.OpNumber)
 }
 
+func TestOnRecoveryResponse_PrimaryResponseFromOlderViewIsNotEnough(t *testing.T) {
+	// n = 5: replica 0 is primary of views 0 and 5. Its answer as view 0's
+	// primary must not be taken once another replica reports view 5.
+	r, _ := uReplica(t, 5, 4, uRecovering)
+	x := r.recovery.nonce
+	uStep(t, r, uPrimaryResponse(0, 0, x, 0, uLog(1, 1, 0)))
+	uStep(t, r, uResponse(0, 1, x))
+	uStep(t, r, uResponse(5, 2, x))
+	assert.Equal(t, StatusRecovering, r.Status(), "the primary answered from view 0, not 5")
+
+	uStep(t, r, uPrimaryResponse(5, 0, x, 0, uLog(1, 3, 5)))
+	assert.Equal(t, StatusNormal, r.Status())
+	assert.Equal(t, uint64(5), r.View())
+	assert.Equal(t, uint64(3), r.OpNumber())
+}
+
 func TestOnRecoveryResponse_WithoutPrimaryResponseKeepsWaiting(t *testing.T) {
 	r, _ := uReplica(t, 3, 2, uRecovering)
 	x := r.recovery.nonce

@@ -32,12 +32,15 @@ func TestOnGetState_NormalPrimaryAnswersWithLogSuffix(t *testing.T) {
 	assert.Equal(t, uint32(0), m.Replica)
 }
 
-func TestOnGetState_AnswerIsLimitedToMaxBatch(t *testing.T) {
+// The answer is the whole rest of the log, whatever MaxBatch says: a
+// replica catching up on a later view becomes normal with it (see
+// TestRegression_SyncingReplicaNeverBecomesNormalWithAPartialLog).
+func TestOnGetState_AnswerIsTheWholeRestOfTheLog(t *testing.T) {
 	p, _ := uPrimary(t, 3, 2, 1, func(c *Config) { c.MaxBatch = 1 })
 	m := uMsgs[*messages.NewState](uStep(t, p, uGetState(0, 0, 1)))[0].Msg
-	require.Len(t, m.Entries, 1)
-	assert.Equal(t, uint64(1), m.OpNumber)
-	assert.Equal(t, uint64(1), m.CommitNumber, "never past the entries sent")
+	require.Len(t, m.Entries, 3)
+	assert.Equal(t, p.OpNumber(), m.OpNumber)
+	assert.Equal(t, p.CommitNumber(), m.CommitNumber)
 }
 
 func TestOnGetState_AnsweredOnlyWhenNormalInSameView(t *testing.T) {
@@ -97,7 +100,7 @@ func TestOnNewState_FromOtherViewOrNonPrimaryOrAtPrimaryIsRejected(t *testing.T)
 
 func TestOnNewState_SyncingReplicaReplacesSuffixAfterCommitAndBecomesNormal(t *testing.T) {
 	r, sm := uBackup(t, 3, 2, 2, 1) // view-0 log: ops 1 (committed), 2
-	uStep(t, r, uCommit(1, 3, 1))    // view 1 has started without it
+	uStep(t, r, uCommit(1, 3, 1))   // view 1 has started without it
 	require.True(t, r.syncing)
 	require.Equal(t, StatusViewChange, r.Status())
 

@@ -116,6 +116,27 @@ func TestOnStartViewChange_OldOrStartedViewIsIgnored(t *testing.T) {
 	assert.Equal(t, StatusNormal, r.Status())
 }
 
+func TestOnStartViewChange_VotesForOneViewDoNotCountInTheNext(t *testing.T) {
+	r, _ := uReplica(t, 5, 3)
+	uStep(t, r, uSVC(1, 2)) // one vote for view 1
+	out := uStep(t, r, uSVC(2, 4))
+	require.Equal(t, uint64(2), r.View())
+	assert.Empty(t, uMsgs[*messages.DoViewChange](out), "only one vote for view 2: replica 2's was for view 1")
+	out = uStep(t, r, uSVC(2, 2))
+	assert.Len(t, uMsgs[*messages.DoViewChange](out), 1)
+}
+
+func TestOnDoViewChange_DoViewChangesForOneViewDoNotCountInTheNext(t *testing.T) {
+	// n = 3: replica 1 is primary of views 1 and 4.
+	r, _ := uReplica(t, 3, 1)
+	uStep(t, r, uDVC(1, 2, 0, 0, nil))
+	require.Len(t, r.viewChange.doViewChanges, 1)
+	uStep(t, r, uDVC(4, 0, 0, 0, nil))
+	assert.Equal(t, uint64(4), r.View())
+	assert.Equal(t, StatusViewChange, r.Status(), "view 1's DoViewChange from 2 does not count for view 4")
+	assert.Len(t, r.viewChange.doViewChanges, 1)
+}
+
 // ---------------------------------------------------------------------------
 // onDoViewChange
 
@@ -188,6 +209,7 @@ func TestOnDoViewChange_NewPrimaryBecomesNormalBroadcastsStartViewAndReplies(t *
 		assert.Equal(t, uint64(1), s.Msg.View)
 		assert.Equal(t, uint64(3), s.Msg.OpNumber)
 		assert.Len(t, s.Msg.Log, 3)
+		assert.Equal(t, uint64(2), s.Msg.CommitNumber, "StartView carries the new (largest) commit number")
 	}
 	assert.Equal(t, uint64(2), r.CommitNumber())
 	assert.Equal(t, "v2", uValue(sm, "k2"), "committed ops are executed, not just marked")
@@ -232,14 +254,14 @@ func TestChooseLog_LastNormalViewFirstThenOpNumberThenLowestIndex(t *testing.T) 
 	dvc := func(replica int, lnv, op uint64) *messages.DoViewChange {
 		return uDVC(9, replica, lnv, 0, uLog(1, op, lnv))
 	}
-	got := chooseLog(map[int]*messages.DoViewChange{0: dvc(0, 1, 9), 1: dvc(1, 3, 2), 2: dvc(2, 2, 5)})
+	got := chooseLog(map[int]*messages.DoViewChange{0: dvc(0, 1, 9), 1: dvc(1, 3, 2), 2: dvc(2, 2, 5)}, false)
 	assert.Equal(t, uint32(1), got.Replica, "largest last normal view, though shortest log")
 
-	got = chooseLog(map[int]*messages.DoViewChange{0: dvc(0, 3, 2), 1: dvc(1, 3, 4), 2: dvc(2, 1, 7)})
+	got = chooseLog(map[int]*messages.DoViewChange{0: dvc(0, 3, 2), 1: dvc(1, 3, 4), 2: dvc(2, 1, 7)}, false)
 	assert.Equal(t, uint32(1), got.Replica, "same last normal view: largest op number")
 
 	for k := 0; k < 20; k++ { // map order varies
-		got = chooseLog(map[int]*messages.DoViewChange{4: dvc(4, 3, 4), 2: dvc(2, 3, 4), 3: dvc(3, 3, 4)})
+		got = chooseLog(map[int]*messages.DoViewChange{4: dvc(4, 3, 4), 2: dvc(2, 3, 4), 3: dvc(3, 3, 4)}, false)
 		require.Equal(t, uint32(2), got.Replica, "tie: lowest index")
 	}
 }

@@ -40,7 +40,9 @@ func (r *Replica) onRequest(m *messages.Request) {
 // latest executed one gets its stored reply again; a retry of one still in
 // the log is dropped, since its reply will come when it commits.
 func (r *Replica) appendRequest(m *messages.Request) {
-	if s := r.clientTable.executed(m.ClientId); s != nil && m.RequestNumber <= s.requestNumber {
+	if r.buggy(BugIgnoreClientTable) {
+		r.clientTable.clearInProgress()
+	} else if s := r.clientTable.executed(m.ClientId); s != nil && m.RequestNumber <= s.requestNumber {
 		if m.RequestNumber == s.requestNumber {
 			r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 				RequestNumber: s.requestNumber, Result: s.result})
@@ -123,6 +125,10 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 	r.resetInactivity()
 	first := m.Entries[0].OpNumber
 	if first > r.opNumber()+1 {
+		if r.buggy(BugAcceptGap) {
+			r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID,
+				View: r.viewNumber, OpNumber: m.Entries[len(m.Entries)-1].OpNumber, Replica: uint32(r.index)})
+		}
 		r.requestState()
 		r.commitUpTo(min(m.CommitNumber, r.opNumber()))
 		return
@@ -210,7 +216,7 @@ func (r *Replica) commitUpTo(k uint64) {
 // after a view change). fresh is false for an entry that did not run now and
 // whose reply is not the client's latest.
 func (r *Replica) execute(e *messages.Entry) (result []byte, fresh bool) {
-	if s := r.clientTable.executed(e.ClientId); s != nil && e.RequestNumber <= s.requestNumber {
+	if s := r.clientTable.executed(e.ClientId); s != nil && e.RequestNumber <= s.requestNumber && !r.buggy(BugIgnoreClientTable) {
 		return s.result, e.RequestNumber == s.requestNumber
 	}
 	result = r.sm.Apply(e.Operation)

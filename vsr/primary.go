@@ -23,7 +23,11 @@ func (p *primaryState) reset(n int, opNumber uint64) {
 // with the primary itself that is f+1 replicas, a quorum of the configuration.
 // Quorum sizes come from n, never from who is reachable.
 func (r *Replica) quorumAcked() uint64 {
-	if r.f == 0 {
+	need := r.f
+	if r.buggy(BugCommitWithoutQuorum) {
+		need--
+	}
+	if need == 0 {
 		return r.opNumber()
 	}
 	acks := make([]uint64, 0, r.n-1)
@@ -32,8 +36,8 @@ func (r *Replica) quorumAcked() uint64 {
 			acks = append(acks, a)
 		}
 	}
-	// The f-th largest acknowledgement.
-	for k := 0; k < r.f; k++ {
+	// The need-th largest acknowledgement.
+	for k := 0; k < need; k++ {
 		best := k
 		for m := k + 1; m < len(acks); m++ {
 			if acks[m] > acks[best] {
@@ -42,5 +46,5 @@ func (r *Replica) quorumAcked() uint64 {
 		}
 		acks[k], acks[best] = acks[best], acks[k]
 	}
-	return acks[r.f-1]
+	return acks[need-1]
 }

@@ -43,6 +43,7 @@ type Replica struct {
 	hardState HardState
 	drops     Drops
 	checked   struct{ view, commit uint64 } // as of the last CheckInvariants
+	bugs      Bug                           // always zero outside the simulator's self-test
 }
 
 // New makes a replica from cfg. A replica with cfg.Recovering starts in
@@ -191,7 +192,7 @@ func (r *Replica) becomeNormal() {
 	r.recovery = recoveryState{}
 	if r.isPrimary() {
 		r.primary.reset(r.n, r.opNumber())
-		r.clientTable.markInProgress(r.log[r.commitNumber:])
+		r.clientTable.markInProgress(r.log[min(r.commitNumber, r.opNumber()):])
 		r.election.stop()
 	} else {
 		r.primary = primaryState{}

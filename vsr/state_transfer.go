@@ -46,19 +46,22 @@ func (r *Replica) joinStartedView(v uint64) {
 }
 
 // onGetState answers a replica that lacks part of this view's log. Only a
-// replica that is normal in the same view answers.
+// replica that is normal in the same view answers, and it sends the whole
+// rest of its log, never a batch of it: a replica catching up on a later
+// view becomes normal in that view with what it receives, and a replica
+// normal in view v must hold at least the log v started with, or its
+// DoViewChange (which claims v as its last normal view) could win a later
+// view change without ops committed before v.
 func (r *Replica) onGetState(m *messages.GetState) {
 	if r.status != StatusNormal || m.View != r.viewNumber || m.OpNumber > r.opNumber() {
 		return
 	}
-	first := m.OpNumber + 1
-	last := min(r.opNumber(), m.OpNumber+uint64(r.cfg.MaxBatch))
 	r.send(int(m.Replica), &messages.NewState{
 		ClusterId:    r.cfg.ClusterID,
 		View:         r.viewNumber,
-		Entries:      r.log[first-1 : last],
-		OpNumber:     last,
-		CommitNumber: min(r.commitNumber, last),
+		Entries:      r.log[m.OpNumber:],
+		OpNumber:     r.opNumber(),
+		CommitNumber: r.commitNumber,
 		Replica:      uint32(r.index),
 	})
 }
@@ -70,7 +73,7 @@ func (r *Replica) onNewState(m *messages.NewState) {
 	}
 	first := m.OpNumber + 1 - uint64(len(m.Entries))
 	if int(m.Replica) != r.primaryOf(m.View) || m.OpNumber < uint64(len(m.Entries)) ||
-		!consecutive(m.Entries, first, r.cfg.MaxBatch) || m.CommitNumber > m.OpNumber {
+		!consecutive(m.Entries, first, -1) || m.CommitNumber > m.OpNumber {
 		r.drop(DropMalformed)
 		return
 	}
@@ -96,9 +99,6 @@ func (r *Replica) appendNewState(m *messages.NewState, first uint64) {
 	}
 	r.sendPrepareOK()
 	r.commitUpTo(min(m.CommitNumber, r.opNumber()))
-	if r.opNumber() < m.CommitNumber {
-		r.requestState()
-	}
 }
 
 // adoptNewState completes joinStartedView: the entries up to the commit

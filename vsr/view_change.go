@@ -148,7 +148,7 @@ func (r *Replica) onDoViewChange(m *messages.DoViewChange) {
 // fewer could miss the one log that holds a committed op.
 func (r *Replica) recordDoViewChange(m *messages.DoViewChange) {
 	r.viewChange.doViewChanges[int(m.Replica)] = m
-	if len(r.viewChange.doViewChanges) >= r.f+1 {
+	if len(r.viewChange.doViewChanges) >= r.f+1 || r.buggy(BugFirstDoViewChange) {
 		r.startView()
 	}
 }
@@ -159,7 +159,7 @@ func (r *Replica) recordDoViewChange(m *messages.DoViewChange) {
 // executes the committed ops it had not executed, replying to their clients,
 // and sends StartView with the new commit number so backups execute them too.
 func (r *Replica) startView() {
-	best := chooseLog(r.viewChange.doViewChanges)
+	best := chooseLog(r.viewChange.doViewChanges, r.buggy(BugLogByOpNumber))
 	commit := r.commitNumber
 	for _, m := range r.viewChange.doViewChanges {
 		commit = max(commit, m.CommitNumber)
@@ -175,9 +175,15 @@ func (r *Replica) startView() {
 // later normal view wins even when it is shorter, because a longer log from
 // an earlier view may hold ops that the later view replaced. Ties go to the
 // lowest replica index, so every run makes the same choice.
-func chooseLog(dvcs map[int]*messages.DoViewChange) *messages.DoViewChange {
+func chooseLog(dvcs map[int]*messages.DoViewChange, byOpNumberOnly bool) *messages.DoViewChange {
 	var best *messages.DoViewChange
 	for _, m := range dvcs {
+		if byOpNumberOnly {
+			if best == nil || m.OpNumber > best.OpNumber || (m.OpNumber == best.OpNumber && m.Replica < best.Replica) {
+				best = m
+			}
+			continue
+		}
 		if best == nil || m.LastNormalView > best.LastNormalView ||
 			(m.LastNormalView == best.LastNormalView && m.OpNumber > best.OpNumber) ||
 			(m.LastNormalView == best.LastNormalView && m.OpNumber == best.OpNumber && m.Replica < best.Replica) {

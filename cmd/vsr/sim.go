@@ -1,0 +1,253 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vsrgo/vsr/sim"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// simCommand runs seeds through the simulator, in parallel, and exits 1 on
+// any violation, after printing the command that replays it and writing its
+// trace and porcupine's visualisation.
+func simCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vsr sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := sim.DefaultOptions(0)
+	var (
+		seed     = fs.Uint64("seed", 0, "run this one seed (overrides -seeds and -first)")
+		seeds    = fs.Int("seeds", 100, "number of seeds to run for each replica count")
+		first    = fs.Uint64("first", 1, "first seed")
+		replicas = fs.String("replicas", "3,5", "comma-separated replica counts (odd: 1, 3, 5, 7, ...)")
+		clients  = fs.Int("clients", def.Clients, "concurrent clients")
+		keys     = fs.Int("keys", def.Keys, "keys the clients share")
+		ticks    = fs.Int("ticks", def.Ticks, "ticks of the safety phase (with faults)")
+		liveness = fs.Int("liveness", def.LivenessTicks, "ticks allowed, once faults heal, for every operation to finish and replicas to converge")
+		drop     = fs.Float64("drop", def.Faults.Drop, "largest message drop rate (<= 0.3); each seed draws its own below it")
+		dup      = fs.Float64("dup", def.Faults.Duplicate, "largest duplication rate (<= 0.5)")
+		delay    = fs.Int("delay", def.Faults.MaxDelay, "largest message delay in ticks")
+		part     = fs.Float64("partition", def.Faults.Partition, "largest chance per tick that a partition starts")
+		partT    = fs.Int("partition-ticks", def.Faults.PartitionTicks, "longest partition in ticks")
+		crash    = fs.Float64("crash", def.Faults.Crash, "largest chance per tick that a replica crashes")
+		restartT = fs.Int("restart-ticks", def.Faults.RestartTicks, "longest time a crashed replica stays down")
+		skew     = fs.Float64("skew", def.Faults.ClockSkew, "largest chance that a replica misses a tick")
+		bugs     = fs.String("bugs", "", "re-introduce known bugs (build with -tags vsrbugs): "+bugNames())
+		out      = fs.String("out", "sim-failures", "directory for the trace and visualisation of a failing seed")
+		traceN   = fs.Int("trace", def.TraceEvents, "events of a failing run to keep in its trace")
+		workers  = fs.Int("workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
+		quiet    = fs.Bool("quiet", false, "no progress line")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	counts, err := parseCounts(*replicas)
+	if err != nil {
+		fmt.Fprintf(stderr, "vsr sim: %v\n", err)
+		return 2
+	}
+	bugSet, err := parseBugs(*bugs)
+	if err != nil {
+		fmt.Fprintf(stderr, "vsr sim: %v\n", err)
+		return 2
+	}
+	base := sim.Options{Clients: *clients, Keys: *keys, Ticks: *ticks, LivenessTicks: *liveness,
+		Faults: sim.Faults{Drop: *drop, Duplicate: *dup, MaxDelay: *delay, Partition: *part,
+			PartitionTicks: *partT, Crash: *crash, RestartTicks: *restartT, ClockSkew: *skew},
+		Bugs: bugSet, TraceEvents: *traceN, CheckTimeout: def.CheckTimeout}
+	var jobs []sim.Options
+	for _, n := range counts {
+		if *seed != 0 {
+			o := base
+			o.Seed, o.Replicas = *seed, n
+			jobs = append(jobs, o)
+			continue
+		}
+		for s := 0; s < *seeds; s++ {
+			o := base
+			o.Seed, o.Replicas = *first+uint64(s), n
+			jobs = append(jobs, o)
+		}
+	}
+	if len(jobs) > 0 {
+		if err := jobs[0].Validate(); err != nil {
+			fmt.Fprintf(stderr, "vsr sim: %v\n", err)
+			return 2
+		}
+	}
+	sum := runJobs(jobs, max(*workers, 1), *quiet, stderr)
+	sum.print(stdout)
+	if len(sum.failures) == 0 {
+		return 0
+	}
+	for _, f := range sum.failures {
+		report(f, *out, stdout)
+	}
+	return 1
+}
+
+type summary struct {
+	seeds, ops, unknown, inconclusive int
+	faults                            map[string]int
+	failures                          []sim.Result
+	elapsed                           time.Duration
+	ticks                             int
+}
+
+func runJobs(jobs []sim.Options, workers int, quiet bool, stderr io.Writer) *summary {
+	sum := &summary{faults: map[string]int{}}
+	start := time.Now()
+	var mu sync.Mutex
+	next := make(chan sim.Options)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range next {
+				res := sim.Run(o)
+				mu.Lock()
+				sum.add(res)
+				mu.Unlock()
+			}
+		}()
+	}
+	done := make(chan struct{})
+	if !quiet {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					mu.Lock()
+					fmt.Fprintf(stderr, "\rseeds %d/%d  ops %d  violations %d  %.0f seeds/min   ",
+						sum.seeds, len(jobs), sum.ops, len(sum.failures), float64(sum.seeds)/time.Since(start).Minutes())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, o := range jobs {
+		next <- o
+	}
+	close(next)
+	wg.Wait()
+	close(done)
+	if !quiet {
+		fmt.Fprintln(stderr)
+	}
+	sum.elapsed = time.Since(start)
+	sort.Slice(sum.failures, func(a, b int) bool {
+		fa, fb := sum.failures[a].Options, sum.failures[b].Options
+		return fa.Replicas < fb.Replicas || (fa.Replicas == fb.Replicas && fa.Seed < fb.Seed)
+	})
+	return sum
+}
+
+func (s *summary) add(r sim.Result) {
+	s.seeds++
+	s.ops += r.Stats.OpsOK
+	s.unknown += r.Stats.OpsUnknown
+	s.ticks += r.Stats.Ticks
+	for k, v := range r.Stats.Faults {
+		s.faults[k] += v
+	}
+	if r.Inconclusive {
+		s.inconclusive++
+	}
+	if r.Violation != nil {
+		s.failures = append(s.failures, r)
+	}
+}
+
+func (s *summary) print(w io.Writer) {
+	mins := s.elapsed.Minutes()
+	fmt.Fprintf(w, "seeds run:        %d in %s (%.0f seeds/min, %.0f simulated ops/s)\n",
+		s.seeds, s.elapsed.Round(time.Millisecond), float64(s.seeds)/mins, float64(s.ops)/s.elapsed.Seconds())
+	fmt.Fprintf(w, "ops checked:      %d completed, %d with unknown outcome\n", s.ops, s.unknown)
+	fmt.Fprintf(w, "ticks simulated:  %d\n", s.ticks)
+	var kinds []string
+	for k := range s.faults {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(w, "faults injected:")
+	for _, k := range kinds {
+		fmt.Fprintf(w, " %s=%d", k, s.faults[k])
+	}
+	fmt.Fprintln(w)
+	if s.inconclusive > 0 {
+		fmt.Fprintf(w, "inconclusive:     %d histories the checker could not decide in time\n", s.inconclusive)
+	}
+	fmt.Fprintf(w, "violations:       %d\n", len(s.failures))
+}
+
+// report prints a failing seed's replay command and writes its artifacts.
+func report(r sim.Result, dir string, w io.Writer) {
+	o := r.Options
+	fmt.Fprintf(w, "\nVIOLATION (n=%d seed=%d): %v\n  replay: %s\n", o.Replicas, o.Seed, r.Violation, o.Command())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(w, "  cannot write artifacts: %v\n", err)
+		return
+	}
+	stem := filepath.Join(dir, fmt.Sprintf("n%d-seed%d", o.Replicas, o.Seed))
+	trace := strings.Join(r.Trace, "\n") + "\n"
+	if err := os.WriteFile(stem+".trace.txt", []byte(trace), 0o644); err == nil {
+		fmt.Fprintf(w, "  trace of the last %d events: %s.trace.txt\n", len(r.Trace), stem)
+	}
+	if ok, err := r.WriteVisualization(stem + ".html"); ok && err == nil {
+		fmt.Fprintf(w, "  history visualisation: %s.html\n", stem)
+	}
+}
+
+func parseCounts(s string) ([]int, error) {
+	var counts []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n%2 == 0 {
+			return nil, fmt.Errorf("replica count %q: must be odd and at least 1", f)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
+}
+
+func bugNames() string {
+	var names []string
+	for _, b := range vsr.AllBugs {
+		names = append(names, b.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func parseBugs(s string) (vsr.Bug, error) {
+	var set vsr.Bug
+	if s == "" {
+		return 0, nil
+	}
+	for _, name := range strings.Split(s, ",") {
+		found := false
+		for _, b := range vsr.AllBugs {
+			if b.Name == strings.TrimSpace(name) {
+				set |= b.Bug
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown bug %q (known: %s)", name, bugNames())
+		}
+	}
+	return set, nil
+}

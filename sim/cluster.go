@@ -1,0 +1,303 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine/kv"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// Cluster is n replicas, their clients and the network between them, all in
+// one goroutine and driven by one seeded source. The random driver (Run)
+// and scripted scenario tests both use it.
+type Cluster struct {
+	n, f     int
+	rng      *rand.Rand
+	faults   Faults // this run's rates
+	bugs     vsr.Bug
+	replicas []*vsr.Replica // nil while crashed
+	paused   []bool         // a paused replica neither ticks nor receives, like a stopped process
+	stores   []*recordingSM
+	net      *network
+	clients  []*client
+	history  *History
+	trace    *trace
+	now      int
+	// faulty is false once faults have healed: the network is then reliable.
+	faulty bool
+
+	committed map[uint64]*messages.Entry // every op anyone committed, by op number
+	stats     Stats
+	violation error
+}
+
+// Stats counts what happened in a run.
+type Stats struct {
+	Ticks      int
+	Delivered  int
+	OpsInvoked int
+	OpsOK      int
+	// OpsUnknown is the operations whose outcome the client never learned.
+	OpsUnknown int
+	Faults     map[string]int
+}
+
+const clusterID = 0x5eed
+
+// newCluster builds a group of n replicas, all normal in view 0.
+func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, bugs vsr.Bug) (*Cluster, error) {
+	if n < 1 || n%2 == 0 {
+		return nil, fmt.Errorf("sim: %w: got %d", vsr.ErrReplicaCount, n)
+	}
+	c := &Cluster{
+		n: n, f: (n - 1) / 2,
+		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		bugs:      bugs,
+		replicas:  make([]*vsr.Replica, n),
+		paused:    make([]bool, n),
+		stores:    make([]*recordingSM, n),
+		history:   &History{},
+		trace:     newTrace(traceEvents),
+		faulty:    true,
+		committed: map[uint64]*messages.Entry{},
+		stats:     Stats{Faults: map[string]int{}},
+	}
+	c.faults = faults.draw(c.rng.Float64)
+	c.net = newNetwork(c.rng, n, &c.faults, &c.stats)
+	for i := 0; i < n; i++ {
+		if err := c.start(i, false); err != nil {
+			return nil, err
+		}
+	}
+	for k := 0; k < clients; k++ {
+		cl, err := newClient(c, k, keys)
+		if err != nil {
+			return nil, err
+		}
+		c.clients = append(c.clients, cl)
+	}
+	return c, nil
+}
+
+// start makes replica i, new or restarted.
+func (c *Cluster) start(i int, recovering bool) error {
+	store := newRecordingSM()
+	r, err := newReplica(vsr.Config{
+		ClusterID: clusterID, ReplicaCount: c.n, ReplicaIndex: i, StateMachine: store,
+		Seed: c.rng.Uint64(), Recovering: recovering,
+	}, c.bugs)
+	if err != nil {
+		return err
+	}
+	c.replicas[i], c.stores[i] = r, store
+	return nil
+}
+
+// fail records the first safety violation; the run stops at the end of the
+// tick.
+func (c *Cluster) fail(format string, args ...any) {
+	if c.violation == nil {
+		c.violation = fmt.Errorf("t=%d: %s", c.now, fmt.Sprintf(format, args...))
+		c.trace.add(event{tick: c.now, what: "VIOLATION", note: c.violation.Error()})
+	}
+}
+
+// tick advances simulated time by one tick: replicas tick (some miss it, as
+// drifting clocks do), due messages are delivered, clients act.
+func (c *Cluster) tick() {
+	c.now++
+	c.net.now = c.now
+	c.stats.Ticks++
+	for i, r := range c.replicas {
+		if r == nil || c.paused[i] || (c.faulty && c.rng.Float64() < c.faults.ClockSkew) {
+			continue
+		}
+		c.process(i, r.Tick())
+	}
+	for _, p := range c.net.takeDue() {
+		c.deliver(p)
+	}
+	for _, cl := range c.clients {
+		cl.tick()
+	}
+}
+
+// deliver hands a packet to its replica or client.
+func (c *Cluster) deliver(p packet) {
+	if p.to.isClient() {
+		c.clients[p.to-clientBase].onReply(p.msg.(*messages.Reply))
+		return
+	}
+	r := c.replicas[p.to]
+	if r == nil || c.paused[p.to] {
+		return // crashed or stopped: the message is lost
+	}
+	c.stats.Delivered++
+	c.trace.add(event{tick: c.now, what: "deliver", from: p.from, to: p.to, msg: p.msg})
+	c.process(int(p.to), r.Step(p.msg))
+}
+
+// process checks a replica after a step and carries out its output.
+func (c *Cluster) process(i int, out vsr.Output) {
+	r := c.replicas[i]
+	if err := r.CheckInvariants(); err != nil {
+		c.fail("replica %d invariant: %v", i, err)
+	}
+	if err := c.stores[i].err; err != nil {
+		c.fail("replica %d: %v", i, err)
+	}
+	for _, e := range out.Committed {
+		if prev, ok := c.committed[e.OpNumber]; !ok {
+			c.committed[e.OpNumber] = e
+		} else if !proto.Equal(prev, e) {
+			c.fail("replica %d committed op %d as (client %d, request %d); another replica committed (client %d, request %d)",
+				i, e.OpNumber, e.ClientId, e.RequestNumber, prev.ClientId, prev.RequestNumber)
+		}
+	}
+	for _, env := range out.Messages {
+		c.net.send(node(i), node(env.To), env.Msg, c.faulty)
+	}
+	for _, rep := range out.Replies {
+		k, ok := clientIndex(rep.To, len(c.clients))
+		if !ok {
+			c.fail("replica %d replied to unknown address %v", i, rep.To)
+			continue
+		}
+		c.net.send(node(i), clientBase+node(k), rep.Reply, c.faulty)
+	}
+}
+
+// Crash stops replica i; it loses everything it had.
+func (c *Cluster) Crash(i int) {
+	c.replicas[i], c.stores[i] = nil, nil
+	c.stats.Faults["crash"]++
+	c.trace.add(event{tick: c.now, what: "crash", note: fmt.Sprintf("r%d", i)})
+}
+
+// Pause stops replica i without losing its state, as SIGSTOP would: it
+// neither ticks nor receives until Resume.
+func (c *Cluster) Pause(i int) {
+	c.paused[i] = true
+	c.trace.add(event{tick: c.now, what: "pause", note: fmt.Sprintf("r%d", i)})
+}
+
+// Resume undoes Pause.
+func (c *Cluster) Resume(i int) {
+	c.paused[i] = false
+	c.trace.add(event{tick: c.now, what: "resume", note: fmt.Sprintf("r%d", i)})
+}
+
+// Restart brings crashed replica i back, empty, in recovering status.
+func (c *Cluster) Restart(i int) error {
+	if c.replicas[i] != nil {
+		return fmt.Errorf("sim: replica %d is not down", i)
+	}
+	c.trace.add(event{tick: c.now, what: "restart", note: fmt.Sprintf("r%d", i)})
+	return c.start(i, true)
+}
+
+// down counts the replicas that are crashed or still recovering: the ones
+// that count against f.
+func (c *Cluster) down() int {
+	d := 0
+	for _, r := range c.replicas {
+		if r == nil || r.Status() == vsr.StatusRecovering {
+			d++
+		}
+	}
+	return d
+}
+
+// Partition replaces the network's links: replicas in the same group reach
+// each other, replicas in different groups don't (both ways).
+func (c *Cluster) Partition(groups ...[]int) {
+	c.net.heal()
+	group := make([]int, c.n)
+	for g, members := range groups {
+		for _, i := range members {
+			group[i] = g + 1
+		}
+	}
+	for a := 0; a < c.n; a++ {
+		for b := 0; b < c.n; b++ {
+			if a != b && group[a] != group[b] {
+				c.net.cut(a, b)
+			}
+		}
+	}
+	c.trace.add(event{tick: c.now, what: "partition", note: fmt.Sprint(groups)})
+}
+
+// Heal restores every link.
+func (c *Cluster) Heal() {
+	c.net.heal()
+	c.trace.add(event{tick: c.now, what: "heal"})
+}
+
+// Primary returns the replica that is normal and primary in the highest
+// view, or -1.
+func (c *Cluster) Primary() int {
+	best := -1
+	for i, r := range c.replicas {
+		if r != nil && r.IsPrimary() && (best < 0 || r.View() > c.replicas[best].View()) {
+			best = i
+		}
+	}
+	return best
+}
+
+// Replica returns replica i, or nil while it is down.
+func (c *Cluster) Replica(i int) *vsr.Replica { return c.replicas[i] }
+
+// checkConverged reports whether every replica is up, normal in one view,
+// with the same commit number and the same state.
+func (c *Cluster) checkConverged() error {
+	var want []byte
+	for i, r := range c.replicas {
+		if r == nil || r.Status() != vsr.StatusNormal {
+			return fmt.Errorf("replica %d is not up and normal", i)
+		}
+		first := c.replicas[0]
+		if r.View() != first.View() || r.CommitNumber() != first.CommitNumber() {
+			return fmt.Errorf("replica %d at view %d commit %d, replica 0 at view %d commit %d",
+				i, r.View(), r.CommitNumber(), first.View(), first.CommitNumber())
+		}
+		snap, err := c.stores[i].Snapshot()
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			want = snap
+		} else if string(snap) != string(want) {
+			return fmt.Errorf("replica %d state differs from replica 0 at commit %d", i, r.CommitNumber())
+		}
+	}
+	return nil
+}
+
+// recordingSM is the kv store, watched: every write the workload makes is
+// unique (its value names the client and request), so a write applied twice
+// in one replica's life is a request executed twice.
+type recordingSM struct {
+	*kv.Store
+	applied map[string]bool
+	err     error
+}
+
+func newRecordingSM() *recordingSM {
+	return &recordingSM{Store: kv.NewStore(), applied: map[string]bool{}}
+}
+
+func (s *recordingSM) Apply(op []byte) []byte {
+	if !s.ReadOnly(op) {
+		if s.applied[string(op)] && s.err == nil {
+			s.err = fmt.Errorf("a request was executed twice: op %x", op)
+		}
+		s.applied[string(op)] = true
+	}
+	return s.Store.Apply(op)
+}

@@ -1,0 +1,72 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Faults is the fault mix of a simulation: the largest rate of each fault.
+// Each seed draws its own rates between zero and these, so that a run of
+// many seeds covers quiet and stormy schedules alike.
+type Faults struct {
+	// Drop is the chance that a message is lost (at most 0.3).
+	Drop float64
+	// Duplicate is the chance that a message is delivered twice (at most 0.5).
+	Duplicate float64
+	// MaxDelay is the largest delivery delay, in ticks; delays between 1 and
+	// MaxDelay reorder messages.
+	MaxDelay int
+	// Partition is the chance per tick that a partition starts when there is
+	// none; PartitionTicks is the longest it lasts.
+	Partition      float64
+	PartitionTicks int
+	// Crash is the chance per tick that a replica crashes (never more than f
+	// down or recovering at once); a crashed replica restarts empty within
+	// RestartTicks and runs VR recovery.
+	Crash        float64
+	RestartTicks int
+	// ClockSkew is the chance that a replica misses a tick, so that replicas'
+	// clocks drift apart.
+	ClockSkew float64
+}
+
+// DefaultFaults is a stormy mix that still lets a group make progress.
+var DefaultFaults = Faults{
+	Drop: 0.1, Duplicate: 0.1, MaxDelay: 6,
+	Partition: 0.01, PartitionTicks: 300,
+	Crash: 0.004, RestartTicks: 200,
+	ClockSkew: 0.2,
+}
+
+// ErrFaults reports a fault mix out of range.
+var ErrFaults = errors.New("sim: fault mix out of range")
+
+// Validate reports the first rate out of range.
+func (f Faults) Validate() error {
+	switch {
+	case f.Drop < 0 || f.Drop > 0.3:
+		return fmt.Errorf("%w: drop %.2f not in [0, 0.3]", ErrFaults, f.Drop)
+	case f.Duplicate < 0 || f.Duplicate > 0.5:
+		return fmt.Errorf("%w: duplicate %.2f not in [0, 0.5]", ErrFaults, f.Duplicate)
+	case f.MaxDelay < 1 || f.MaxDelay > 1000:
+		return fmt.Errorf("%w: max delay %d not in [1, 1000]", ErrFaults, f.MaxDelay)
+	case f.Partition < 0 || f.Partition > 1 || f.Crash < 0 || f.Crash > 1 || f.ClockSkew < 0 || f.ClockSkew > 0.9:
+		return fmt.Errorf("%w: partition %.3f, crash %.3f (both in [0, 1]), clock skew %.2f (in [0, 0.9])",
+			ErrFaults, f.Partition, f.Crash, f.ClockSkew)
+	case f.PartitionTicks < 1 || f.RestartTicks < 1:
+		return fmt.Errorf("%w: partition and restart durations must be at least 1 tick", ErrFaults)
+	}
+	return nil
+}
+
+// draw picks this seed's rates, each between zero and the mix's.
+func (f Faults) draw(u func() float64) Faults {
+	d := f
+	d.Drop *= u()
+	d.Duplicate *= u()
+	d.Partition *= u()
+	d.Crash *= u()
+	d.ClockSkew *= u()
+	d.MaxDelay = 1 + int(float64(f.MaxDelay-1)*u())
+	return d
+}

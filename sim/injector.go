@@ -1,0 +1,118 @@
+package sim
+
+import (
+	"fmt"
+)
+
+// injector decides, tick by tick, which partitions, crashes and restarts
+// happen in the safety phase. It never lets more than f replicas be down or
+// recovering at once: beyond that, VR without stable storage may lawfully
+// lose data, which is not a bug to look for.
+type injector struct {
+	c          *Cluster
+	mix        Faults
+	healAt     int         // when the current partition ends; 0: none
+	restartAt  map[int]int // crashed replica -> tick it restarts
+	partitions []func()
+}
+
+func newInjector(c *Cluster, _ Faults) *injector {
+	inj := &injector{c: c, mix: c.faults, restartAt: map[int]int{}}
+	inj.partitions = []func(){inj.symmetric, inj.asymmetric, inj.isolatePrimary, inj.minorityMajority}
+	return inj
+}
+
+func (inj *injector) step() {
+	c := inj.c
+	if inj.healAt > 0 && c.now >= inj.healAt {
+		inj.healAt = 0
+		c.Heal()
+	}
+	for i := 0; i < c.n; i++ { // in index order: map order would break replay
+		if at, ok := inj.restartAt[i]; ok && c.now >= at {
+			delete(inj.restartAt, i)
+			if err := c.Restart(i); err != nil {
+				c.fail("%v", err)
+			}
+		}
+	}
+	if c.n > 1 && inj.healAt == 0 && c.rng.Float64() < inj.mix.Partition {
+		kind := c.rng.IntN(len(inj.partitions))
+		inj.partitions[kind]()
+		inj.healAt = c.now + 1 + c.rng.IntN(inj.mix.PartitionTicks)
+	}
+	if c.f > 0 && c.rng.Float64() < inj.mix.Crash && c.down() < c.f {
+		inj.crash()
+	}
+}
+
+// crash stops a live replica, the primary more often than the others.
+func (inj *injector) crash() {
+	c := inj.c
+	victim := c.Primary()
+	if victim < 0 || c.rng.IntN(2) == 0 {
+		victim = c.rng.IntN(c.n)
+	}
+	if c.replicas[victim] == nil {
+		return
+	}
+	c.Crash(victim)
+	inj.restartAt[victim] = c.now + 1 + c.rng.IntN(inj.mix.RestartTicks)
+}
+
+// symmetric splits the replicas into two random groups.
+func (inj *injector) symmetric() {
+	c := inj.c
+	var a, b []int
+	for i := 0; i < c.n; i++ {
+		if c.rng.IntN(2) == 0 {
+			a = append(a, i)
+		} else {
+			b = append(b, i)
+		}
+	}
+	c.stats.Faults["partition-symmetric"]++
+	c.Partition(a, b)
+}
+
+// asymmetric cuts a few links one way only: a replica can hear another that
+// cannot hear it.
+func (inj *injector) asymmetric() {
+	c := inj.c
+	cuts := 1 + c.rng.IntN(c.n)
+	var note string
+	for k := 0; k < cuts; k++ {
+		a, b := c.rng.IntN(c.n), c.rng.IntN(c.n)
+		if a != b {
+			c.net.cut(a, b)
+			note += fmt.Sprintf(" r%d-/->r%d", a, b)
+		}
+	}
+	c.stats.Faults["partition-asymmetric"]++
+	c.trace.add(event{tick: c.now, what: "partition", note: "asymmetric" + note})
+}
+
+// isolatePrimary cuts the primary off from everyone.
+func (inj *injector) isolatePrimary() {
+	c := inj.c
+	p := c.Primary()
+	if p < 0 {
+		p = c.rng.IntN(c.n)
+	}
+	var rest []int
+	for i := 0; i < c.n; i++ {
+		if i != p {
+			rest = append(rest, i)
+		}
+	}
+	c.stats.Faults["partition-primary-isolated"]++
+	c.Partition([]int{p}, rest)
+}
+
+// minorityMajority splits off a random minority of f replicas.
+func (inj *injector) minorityMajority() {
+	c := inj.c
+	order := c.rng.Perm(c.n)
+	c.stats.Faults["partition-minority"]++
+	c.Partition(order[:c.f], order[c.f:])
+}

@@ -1,0 +1,38 @@
+package vsr
+
+// Bug names a known defect of VR implementations. The simulator's self-test
+// re-introduces each into the core to show that its checkers catch it. A
+// normal build cannot turn one on: the only setter, InjectBugs, exists under
+// the vsrbugs build tag, which tests alone use.
+type Bug uint32
+
+const (
+	// BugCommitWithoutQuorum commits an op on f-1 PrepareOKs instead of f.
+	BugCommitWithoutQuorum Bug = 1 << iota
+	// BugFirstDoViewChange starts the view on the first DoViewChange.
+	BugFirstDoViewChange
+	// BugLogByOpNumber picks the view-change log by op number alone.
+	BugLogByOpNumber
+	// BugIgnoreClientTable executes a retried request again.
+	BugIgnoreClientTable
+	// BugAcceptGap acknowledges a Prepare that lies past a gap in the log.
+	BugAcceptGap
+	// BugRecoveringAnswers lets a restarted replica skip recovery and take
+	// part at once, as if it still had the state it lost.
+	BugRecoveringAnswers
+)
+
+// AllBugs lists every injectable bug with its name.
+var AllBugs = []struct {
+	Bug  Bug
+	Name string
+}{
+	{BugCommitWithoutQuorum, "commit-without-quorum"},
+	{BugFirstDoViewChange, "first-doviewchange"},
+	{BugLogByOpNumber, "log-by-opnumber"},
+	{BugIgnoreClientTable, "ignore-client-table"},
+	{BugAcceptGap, "accept-gap"},
+	{BugRecoveringAnswers, "recovering-answers"},
+}
+
+func (r *Replica) buggy(b Bug) bool { return r.bugs&b != 0 }
