@@ -18,6 +18,7 @@ type Cluster struct {
 	n, f     int
 	rng      *rand.Rand
 	faults   Faults // this run's rates
+	maxBatch int    // this run's Prepare batch limit: small ones stress retransmission
 	bugs     vsr.Bug
 	replicas []*vsr.Replica // nil while crashed
 	paused   []bool         // a paused replica neither ticks nor receives, like a stopped process
@@ -67,6 +68,7 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 		stats:     Stats{Faults: map[string]int{}},
 	}
 	c.faults = faults.draw(c.rng.Float64)
+	c.maxBatch = []int{1, 2, 4, vsr.DefaultMaxBatch}[c.rng.IntN(4)]
 	c.net = newNetwork(c.rng, n, &c.faults, &c.stats)
 	for i := 0; i < n; i++ {
 		if err := c.start(i, false); err != nil {
@@ -88,7 +90,7 @@ func (c *Cluster) start(i int, recovering bool) error {
 	store := newRecordingSM()
 	r, err := newReplica(vsr.Config{
 		ClusterID: clusterID, ReplicaCount: c.n, ReplicaIndex: i, StateMachine: store,
-		Seed: c.rng.Uint64(), Recovering: recovering,
+		Seed: c.rng.Uint64(), Recovering: recovering, MaxBatch: c.maxBatch,
 	}, c.bugs)
 	if err != nil {
 		return err

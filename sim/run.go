@@ -89,8 +89,8 @@ type Result struct {
 	linearization *porcupine.LinearizationInfo
 }
 
-// WriteVisualization writes porcupine's HTML view of a history that failed
-// the linearizability check; it reports false when there is none.
+// WriteVisualization writes porcupine's HTML view of the client history of a
+// run that found a violation; it reports false when there is none.
 func (r Result) WriteVisualization(path string) (bool, error) {
 	if r.linearization == nil {
 		return false, nil
@@ -115,8 +115,11 @@ func Run(o Options) (res Result) {
 	res.History = c.history
 	defer func() {
 		if p := recover(); p != nil { // a panic in the core is a violation like any other
-			c.fail("panic: %v\n%s", p, debug.Stack())
+			c.trace.add(event{tick: c.now, what: "panic", note: string(debug.Stack())})
+			c.fail("panic: %v", p)
 			res.Violation, res.Stats, res.Trace = c.violation, c.stats, c.trace.lines()
+			_, _, info := c.history.Check(o.CheckTimeout)
+			res.linearization = &info
 		}
 	}()
 	inj := newInjector(c, o.Faults)
@@ -141,6 +144,11 @@ func Run(o Options) (res Result) {
 	res.Violation = c.violation
 	if res.Violation != nil {
 		res.Trace = c.trace.lines()
+		if res.linearization == nil {
+			// The history up to the violation, for the visualisation.
+			_, _, info := c.history.Check(o.CheckTimeout)
+			res.linearization = &info
+		}
 	}
 	return res
 }

@@ -194,6 +194,10 @@ func (r *Replica) onCommit(m *messages.Commit) {
 // each execution is answered to its client; backups execute silently, keeping
 // their client tables current for the day one of them becomes primary.
 func (r *Replica) commitUpTo(k uint64) {
+	// Never past the log: only a peer breaking the protocol could ask for
+	// that (a DoViewChange whose commit number exceeds the chosen log), and
+	// a replica must not crash on a peer's word.
+	k = min(k, r.opNumber())
 	for r.commitNumber < k {
 		e := r.log[r.commitNumber]
 		r.commitNumber++
