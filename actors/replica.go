@@ -1,0 +1,230 @@
+package actors
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// DefaultTickInterval is the length of one core tick. With the core's
+// default timing a primary heartbeats every 50 ms and a backup suspects a
+// silent primary after 300-450 ms.
+const DefaultTickInterval = 10 * time.Millisecond
+
+// ReplicaConfig configures a replica actor.
+type ReplicaConfig struct {
+	// Core is the core's configuration. StateMachine, Seed and Recovering
+	// are filled in by the actor: a state machine from NewStateMachine, a
+	// fresh random seed, and Recovering for every instance but a first one
+	// that starts a new group.
+	Core vsr.Config
+	// NewStateMachine makes the replica's state machine, anew at every
+	// (re)start.
+	NewStateMachine statemachine.Factory
+	// Peers maps replica index to PID; Peers[Core.ReplicaIndex] is this
+	// replica.
+	Peers []*actor.PID
+	// TickInterval is the length of one core tick (DefaultTickInterval if
+	// zero).
+	TickInterval time.Duration
+	// Logger receives the actor's own log lines (discarded if nil).
+	Logger *slog.Logger
+	// OnEvent, if set, is called from the actor's goroutine on every change
+	// of status or view. It must not block.
+	OnEvent func(Event)
+}
+
+// Event is a change in a replica's status or view.
+type Event struct {
+	Replica int
+	Status  vsr.Status
+	View    uint64
+	Primary bool
+	// Restarted is set on the first event of an instance that replaced a
+	// stopped or failed one: it runs recovery.
+	Restarted bool
+}
+
+// ReplicaStatus answers a StatusQuery.
+type ReplicaStatus struct {
+	Replica        int
+	Status         vsr.Status
+	View           uint64
+	LastNormalView uint64
+	OpNumber       uint64
+	CommitNumber   uint64
+	Primary        int // the primary of View
+	// Digest is a SHA-256 of the state machine's snapshot and the commit
+	// number, set only when the query asked for it.
+	Digest [32]byte
+	Drops  vsr.Drops
+}
+
+// StatusQuery asks a replica actor for its ReplicaStatus (with Respond).
+type StatusQuery struct{ WithDigest bool }
+
+// Crash makes a replica actor panic, as a bug would: its supervisor restarts
+// it and it comes back through VR recovery. For tests and demos.
+type Crash struct{}
+
+// tick is the timer message; gen tells the current timer from stale ones.
+type tick struct{ gen uint64 }
+
+// generations numbers timers across all instances, so a tick scheduled by an
+// instance that has since been restarted never matches the new one's.
+var generations atomic.Uint64
+
+// NewReplicaProps returns the props of replica actor cfg.Core.ReplicaIndex.
+// The first instance the props produce starts a new group (normal in view
+// 0, empty) unless cfg.Core.Recovering is set; every later instance, made by
+// a supervisor after a failure, runs recovery: it never answers as if it
+// still had the state the failed instance held.
+func NewReplicaProps(cfg ReplicaConfig) *actor.Props {
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = DefaultTickInterval
+	}
+	var instances atomic.Int64
+	return actor.PropsFromProducer(func() actor.Actor {
+		n := instances.Add(1)
+		return &replicaActor{cfg: cfg, recovering: cfg.Core.Recovering || n > 1}
+	})
+}
+
+type replicaActor struct {
+	cfg        ReplicaConfig
+	recovering bool
+	core       *vsr.Replica
+	sm         statemachine.StateMachine
+	timers     *scheduler.TimerScheduler
+	gen        uint64
+	last       Event
+}
+
+// Receive dispatches on the message type: lifecycle, timer, status and crash
+// messages are the actor's own; every protocol message goes to the core.
+func (a *replicaActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *actor.Stopping, *actor.Restarting:
+		a.gen = 0 // any tick still in flight is now stale
+	case *tick:
+		a.onTick(ctx, m)
+	case *StatusQuery:
+		ctx.Respond(a.status(m.WithDigest))
+	case *Crash:
+		panic("vsr: replica crashed on purpose")
+	case *messages.Request, *messages.Prepare, *messages.PrepareOK, *messages.Commit,
+		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
+		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
+		*messages.ConfirmView, *messages.ConfirmViewOK:
+		if a.core != nil {
+			a.carryOut(ctx, a.core.Step(m.(proto.Message)))
+		}
+	}
+}
+
+// start makes the core: new, or recovering after a restart.
+func (a *replicaActor) start(ctx actor.Context) {
+	a.sm = a.cfg.NewStateMachine()
+	cfg := a.cfg.Core
+	cfg.StateMachine, cfg.Seed, cfg.Recovering = a.sm, randomSeed(), a.recovering
+	core, err := vsr.New(cfg)
+	if err != nil {
+		a.logger().Error("vsr: cannot start replica", "replica", cfg.ReplicaIndex, "err", err)
+		ctx.Stop(ctx.Self())
+		return
+	}
+	a.core = core
+	a.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
+	a.gen = generations.Add(1)
+	a.report(a.recovering)
+	a.scheduleTick(ctx)
+}
+
+func (a *replicaActor) onTick(ctx actor.Context, m *tick) {
+	if m.gen != a.gen || a.core == nil {
+		return
+	}
+	a.carryOut(ctx, a.core.Tick())
+	a.scheduleTick(ctx)
+}
+
+func (a *replicaActor) scheduleTick(ctx actor.Context) {
+	a.timers.SendOnce(a.cfg.TickInterval, ctx.Self(), &tick{gen: a.gen})
+}
+
+// carryOut does what the core asked, in its order. The core has already
+// executed committed ops against the state machine; what is left is to send
+// its messages to replicas, then its replies to clients. (HardState is not
+// written: VR recovers a restarted replica from its peers.)
+func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
+	for _, env := range out.Messages {
+		if env.To >= 0 && env.To < len(a.cfg.Peers) {
+			ctx.Send(a.cfg.Peers[env.To], env.Msg)
+		}
+	}
+	for _, r := range out.Replies {
+		ctx.Send(actor.NewPID(r.To.Address, r.To.Id), r.Reply)
+	}
+	a.report(false)
+}
+
+// report emits an Event when the status or view changed.
+func (a *replicaActor) report(restarted bool) {
+	if a.cfg.OnEvent == nil {
+		return
+	}
+	e := Event{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
+		Primary: a.core.IsPrimary(), Restarted: restarted}
+	if restarted || e != a.last {
+		a.last = e
+		a.cfg.OnEvent(e)
+	}
+}
+
+func (a *replicaActor) status(withDigest bool) ReplicaStatus {
+	if a.core == nil {
+		return ReplicaStatus{Replica: a.cfg.Core.ReplicaIndex, Status: vsr.StatusRecovering}
+	}
+	s := ReplicaStatus{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
+		LastNormalView: a.core.LastNormalView(), OpNumber: a.core.OpNumber(),
+		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops()}
+	if withDigest {
+		if snap, err := a.sm.Snapshot(); err == nil {
+			h := sha256.New()
+			_ = binary.Write(h, binary.BigEndian, s.CommitNumber)
+			h.Write(snap)
+			copy(s.Digest[:], h.Sum(nil))
+		}
+	}
+	return s
+}
+
+func (a *replicaActor) logger() *slog.Logger {
+	if a.cfg.Logger != nil {
+		return a.cfg.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// randomSeed seeds the core's jitter and recovery nonce: a restarted
+// replica must never reuse a nonce.
+func randomSeed() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano())
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}

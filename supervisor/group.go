@@ -1,0 +1,228 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vsrgo/vsr/actors"
+	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// GroupConfig configures a group started in one actor system.
+type GroupConfig struct {
+	// ClusterID names the group (any value; replicas of other groups are
+	// ignored).
+	ClusterID uint64
+	// Replicas is n = 2f+1.
+	Replicas int
+	// NewStateMachine makes one replica's state machine; it is called again
+	// whenever a replica restarts.
+	NewStateMachine statemachine.Factory
+	// Name prefixes the group's actor names (default "vsr").
+	Name string
+	// TickInterval is the core's tick (actors.DefaultTickInterval if zero).
+	TickInterval time.Duration
+	// Timing overrides the core's timing in ticks (zero fields: defaults).
+	Timing vsr.Config
+	// Logger receives the log of the actor system the group creates;
+	// nothing is logged if nil. Proto.Actor logs ordinary peer loss at
+	// ERROR, so a user who wants those lines must ask for them.
+	Logger *slog.Logger
+	// OnEvent is called on every change of a replica's status or view, from
+	// that replica's goroutine; it must not block.
+	OnEvent func(actors.Event)
+	// MaxRestarts within RestartWindow bound how often the supervisor
+	// restarts a panicking replica (defaults 10 in 10 s); past that the
+	// replica stays down until Restart.
+	MaxRestarts   int
+	RestartWindow time.Duration
+}
+
+// Group is a running replica group.
+type Group struct {
+	cfg    GroupConfig
+	system *actor.ActorSystem
+	sup    *actor.PID
+	peers  []*actor.PID
+	stop   func()
+}
+
+// ErrStopped is returned by a Group that has been stopped.
+var ErrStopped = errors.New("vsr: group stopped")
+
+// StartGroup starts n replicas in a new actor system and returns once every
+// replica actor is running.
+func StartGroup(cfg GroupConfig) (*Group, error) {
+	if cfg.NewStateMachine == nil {
+		return nil, vsr.ErrNoStateMachine
+	}
+	if cfg.Name == "" {
+		cfg.Name = "vsr"
+	}
+	if cfg.MaxRestarts <= 0 {
+		cfg.MaxRestarts = 10
+	}
+	if cfg.RestartWindow <= 0 {
+		cfg.RestartWindow = 10 * time.Second
+	}
+	core := cfg.Timing
+	core.ClusterID, core.ReplicaCount, core.ReplicaIndex = cfg.ClusterID, cfg.Replicas, 0
+	core.StateMachine = cfg.NewStateMachine()
+	if err := core.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	g := &Group{cfg: cfg, system: system}
+	supName := cfg.Name + "-supervisor"
+	name := func(i int) string { return fmt.Sprintf("replica-%d", i) }
+	for i := 0; i < cfg.Replicas; i++ {
+		g.peers = append(g.peers, system.NewLocalPID(supName+"/"+name(i)))
+	}
+	props := make([]*actor.Props, cfg.Replicas)
+	for i := range props {
+		c := core
+		c.ReplicaIndex, c.StateMachine = i, nil
+		props[i] = actors.NewReplicaProps(actors.ReplicaConfig{
+			Core: c, NewStateMachine: cfg.NewStateMachine, Peers: g.peers,
+			TickInterval: cfg.TickInterval, Logger: logger, OnEvent: cfg.OnEvent,
+		})
+	}
+	sup, err := system.Root.SpawnNamed(supervisorProps(props, name, cfg.MaxRestarts, cfg.RestartWindow), supName)
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("vsr: cannot start the supervisor: %w", err)
+	}
+	g.sup = sup
+	for i := 0; i < cfg.Replicas; i++ {
+		if err := g.spawn(i); err != nil {
+			g.Stop()
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func (g *Group) spawn(i int) error {
+	res, err := g.system.Root.RequestFuture(g.sup, &spawn{index: i}, 5*time.Second).Result()
+	if err != nil {
+		return fmt.Errorf("vsr: cannot start replica %d: %w", i, err)
+	}
+	if s := res.(*spawned); s.err != nil {
+		return fmt.Errorf("vsr: cannot start replica %d: %w", i, s.err)
+	}
+	return nil
+}
+
+// System is the group's actor system.
+func (g *Group) System() *actor.ActorSystem { return g.system }
+
+// Peers returns the replicas' PIDs by index.
+func (g *Group) Peers() []*actor.PID { return append([]*actor.PID(nil), g.peers...) }
+
+// NewClient returns a client of the group with the given number of sessions
+// (requests in flight at once).
+func (g *Group) NewClient(sessions int) (*actors.Client, error) {
+	if g.system.IsStopped() {
+		return nil, ErrStopped
+	}
+	return actors.NewClient(g.system, actors.ClientConfig{ClusterID: g.cfg.ClusterID, Replicas: g.peers, Sessions: sessions})
+}
+
+// Status asks every replica for its status. A replica that is down is
+// reported with Down set.
+func (g *Group) Status(ctx context.Context) []ReplicaStatus {
+	out := make([]ReplicaStatus, len(g.peers))
+	futures := make([]*actor.Future, len(g.peers))
+	timeout := 2 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	for i, pid := range g.peers {
+		futures[i] = g.system.Root.RequestFuture(pid, &actors.StatusQuery{WithDigest: true}, timeout)
+	}
+	for i, f := range futures {
+		res, err := f.Result()
+		if s, ok := res.(actors.ReplicaStatus); ok && err == nil {
+			out[i] = ReplicaStatus{ReplicaStatus: s}
+		} else {
+			out[i] = ReplicaStatus{ReplicaStatus: actors.ReplicaStatus{Replica: i}, Down: true}
+		}
+	}
+	return out
+}
+
+// ReplicaStatus is a replica's status as the group reports it.
+type ReplicaStatus struct {
+	actors.ReplicaStatus
+	// Down is set when the replica did not answer (stopped, or gone).
+	Down bool
+}
+
+// Primary returns the index of the replica that is normal and primary in the
+// highest view, or -1 if there is none right now.
+func (g *Group) Primary(ctx context.Context) int {
+	best, view := -1, uint64(0)
+	for _, s := range g.Status(ctx) {
+		if !s.Down && s.Status == vsr.StatusNormal && s.Primary == s.Replica && (best < 0 || s.View > view) {
+			best, view = s.Replica, s.View
+		}
+	}
+	return best
+}
+
+// Kill stops replica i at once, as a crash would: it loses everything. It
+// stays down until Restart.
+func (g *Group) Kill(i int) error {
+	if err := g.check(i); err != nil {
+		return err
+	}
+	return g.system.Root.StopFuture(g.peers[i]).Wait()
+}
+
+// Restart starts replica i again after Kill; it runs VR recovery.
+func (g *Group) Restart(i int) error {
+	if err := g.check(i); err != nil {
+		return err
+	}
+	return g.spawn(i)
+}
+
+// Crash makes replica i panic: its supervisor restarts it and it recovers.
+func (g *Group) Crash(i int) error {
+	if err := g.check(i); err != nil {
+		return err
+	}
+	g.system.Root.Send(g.peers[i], &actors.Crash{})
+	return nil
+}
+
+func (g *Group) check(i int) error {
+	if g.system.IsStopped() {
+		return ErrStopped
+	}
+	if i < 0 || i >= len(g.peers) {
+		return fmt.Errorf("%w: %d", vsr.ErrReplicaIndex, i)
+	}
+	return nil
+}
+
+// Stop stops every replica and the actor system. It is safe to call twice.
+func (g *Group) Stop() {
+	if g.system.IsStopped() {
+		return
+	}
+	if g.sup != nil {
+		_ = g.system.Root.StopFuture(g.sup).Wait()
+	}
+	g.system.Shutdown()
+}
