@@ -1,5 +1,6 @@
 // Command vsr is the project's one program. Subcommands:
 //
+//	vsr demo   a replicated group in one process surviving the loss of its primary
 //	vsr sim    run the deterministic simulator over many seeds
 //
 // Run `vsr <subcommand> -h` for a subcommand's flags.
@@ -14,6 +15,8 @@ import (
 const usage = `usage: vsr <command> [flags]
 
 commands:
+  demo    start 3 replicas in one process, kill the primary, watch the view
+          change and the recovery, check that nothing acknowledged was lost
   sim     run the deterministic simulator: seeded faults, safety and
           linearizability checks (vsr sim -h for flags)
 `
@@ -28,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "demo":
+		return demoCommand(args[1:], stdout, stderr)
 	case "sim":
 		return simCommand(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
