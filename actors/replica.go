@@ -68,7 +68,11 @@ type ReplicaStatus struct {
 	// Digest is a SHA-256 of the state machine's snapshot and the commit
 	// number, set only when the query asked for it.
 	Digest [32]byte
-	Drops  vsr.Drops
+	// Drops counts the messages the core dropped, by reason; Foreign, the
+	// replica messages dropped because they came from an address that is
+	// not the named replica's.
+	Drops   vsr.Drops
+	Foreign uint64
 }
 
 // StatusQuery asks a replica actor for its ReplicaStatus (with Respond).
@@ -109,6 +113,7 @@ type replicaActor struct {
 	timers     *scheduler.TimerScheduler
 	gen        uint64
 	last       Event
+	foreign    uint64 // replica messages dropped for coming from the wrong address
 }
 
 // Receive dispatches on the message type: lifecycle, timer, status and crash
@@ -125,12 +130,52 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		ctx.Respond(a.status(m.WithDigest))
 	case *Crash:
 		panic("vsr: replica crashed on purpose")
-	case *messages.Request, *messages.Prepare, *messages.PrepareOK, *messages.Commit,
+	case *PeerDown:
+		a.onPeerDown(ctx, m)
+	case *messages.Request:
+		if a.core != nil {
+			a.carryOut(ctx, a.core.Step(m))
+		}
+	case *messages.Prepare, *messages.PrepareOK, *messages.Commit,
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
 		*messages.ConfirmView, *messages.ConfirmViewOK:
-		if a.core != nil {
+		if a.core != nil && a.fromPeer(ctx, m.(replicaMessage)) {
 			a.carryOut(ctx, a.core.Step(m.(proto.Message)))
+		}
+	}
+}
+
+// replicaMessage is what every replica-to-replica message has.
+type replicaMessage interface{ GetReplica() uint32 }
+
+// fromPeer checks that a replica message comes from the node of the replica
+// it names: a message that claims to be replica j's but was sent from
+// another address (a node outside the configuration, or one impersonating a
+// member) is dropped and counted. The core then checks the cluster ID and
+// the fields.
+func (a *replicaActor) fromPeer(ctx actor.Context, m replicaMessage) bool {
+	j, sender := int(m.GetReplica()), ctx.Sender()
+	if j < len(a.cfg.Peers) && sender != nil && sender.Address == a.cfg.Peers[j].Address {
+		return true
+	}
+	a.foreign++
+	return false
+}
+
+// PeerDown is a membership hint: the node at Address is known to be down
+// (the transport lost it). If it hosts the primary, the view change starts
+// now rather than after the inactivity timeout; the hint decides nothing
+// else.
+type PeerDown struct{ Address string }
+
+func (a *replicaActor) onPeerDown(ctx actor.Context, m *PeerDown) {
+	if a.core == nil {
+		return
+	}
+	for j, pid := range a.cfg.Peers {
+		if j != a.core.Index() && pid.Address == m.Address {
+			a.carryOut(ctx, a.core.SuspectDown(j))
 		}
 	}
 }
@@ -172,7 +217,7 @@ func (a *replicaActor) scheduleTick(ctx actor.Context) {
 func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 	for _, env := range out.Messages {
 		if env.To >= 0 && env.To < len(a.cfg.Peers) {
-			ctx.Send(a.cfg.Peers[env.To], env.Msg)
+			ctx.Request(a.cfg.Peers[env.To], env.Msg) // with this actor as sender: see fromPeer
 		}
 	}
 	for _, r := range out.Replies {
@@ -200,7 +245,7 @@ func (a *replicaActor) status(withDigest bool) ReplicaStatus {
 	}
 	s := ReplicaStatus{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
 		LastNormalView: a.core.LastNormalView(), OpNumber: a.core.OpNumber(),
-		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops()}
+		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops(), Foreign: a.foreign}
 	if withDigest {
 		if snap, err := a.sm.Snapshot(); err == nil {
 			h := sha256.New()

@@ -48,9 +48,8 @@ type GroupConfig struct {
 type Group struct {
 	cfg    GroupConfig
 	system *actor.ActorSystem
-	sup    *actor.PID
+	sup    *Supervisor
 	peers  []*actor.PID
-	stop   func()
 }
 
 // ErrStopped is returned by a Group that has been stopped.
@@ -65,12 +64,6 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	if cfg.Name == "" {
 		cfg.Name = "vsr"
 	}
-	if cfg.MaxRestarts <= 0 {
-		cfg.MaxRestarts = 10
-	}
-	if cfg.RestartWindow <= 0 {
-		cfg.RestartWindow = 10 * time.Second
-	}
 	core := cfg.Timing
 	core.ClusterID, core.ReplicaCount, core.ReplicaIndex = cfg.ClusterID, cfg.Replicas, 0
 	core.StateMachine = cfg.NewStateMachine()
@@ -84,9 +77,8 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	g := &Group{cfg: cfg, system: system}
 	supName := cfg.Name + "-supervisor"
-	name := func(i int) string { return fmt.Sprintf("replica-%d", i) }
 	for i := 0; i < cfg.Replicas; i++ {
-		g.peers = append(g.peers, system.NewLocalPID(supName+"/"+name(i)))
+		g.peers = append(g.peers, system.NewLocalPID(ReplicaID(supName, i)))
 	}
 	props := make([]*actor.Props, cfg.Replicas)
 	for i := range props {
@@ -97,30 +89,19 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 			TickInterval: cfg.TickInterval, Logger: logger, OnEvent: cfg.OnEvent,
 		})
 	}
-	sup, err := system.Root.SpawnNamed(supervisorProps(props, name, cfg.MaxRestarts, cfg.RestartWindow), supName)
+	sup, err := StartSupervisor(system, supName, props, cfg.MaxRestarts, cfg.RestartWindow)
 	if err != nil {
 		system.Shutdown()
-		return nil, fmt.Errorf("vsr: cannot start the supervisor: %w", err)
+		return nil, err
 	}
 	g.sup = sup
 	for i := 0; i < cfg.Replicas; i++ {
-		if err := g.spawn(i); err != nil {
+		if err := sup.Spawn(i); err != nil {
 			g.Stop()
 			return nil, err
 		}
 	}
 	return g, nil
-}
-
-func (g *Group) spawn(i int) error {
-	res, err := g.system.Root.RequestFuture(g.sup, &spawn{index: i}, 5*time.Second).Result()
-	if err != nil {
-		return fmt.Errorf("vsr: cannot start replica %d: %w", i, err)
-	}
-	if s := res.(*spawned); s.err != nil {
-		return fmt.Errorf("vsr: cannot start replica %d: %w", i, s.err)
-	}
-	return nil
 }
 
 // System is the group's actor system.
@@ -186,7 +167,7 @@ func (g *Group) Kill(i int) error {
 	if err := g.check(i); err != nil {
 		return err
 	}
-	return g.system.Root.StopFuture(g.peers[i]).Wait()
+	return g.sup.Kill(i)
 }
 
 // Restart starts replica i again after Kill; it runs VR recovery.
@@ -194,7 +175,7 @@ func (g *Group) Restart(i int) error {
 	if err := g.check(i); err != nil {
 		return err
 	}
-	return g.spawn(i)
+	return g.sup.Spawn(i)
 }
 
 // Crash makes replica i panic: its supervisor restarts it and it recovers.
@@ -222,7 +203,7 @@ func (g *Group) Stop() {
 		return
 	}
 	if g.sup != nil {
-		_ = g.system.Root.StopFuture(g.sup).Wait()
+		_ = g.sup.Stop()
 	}
 	g.system.Shutdown()
 }

@@ -1,30 +1,92 @@
-// Package supervisor spawns a group's replica actors under a restart
-// strategy and gives a user what they need to run the group: a client, each
-// replica's status, ways to stop, kill, crash and restart replicas, and a way
-// to stop it all.
+// Package supervisor spawns replica actors under a restart strategy, and
+// starts whole groups in one actor system.
 //
 // A replica that panics is restarted by its supervisor; a replica that was
-// stopped is started again by Restart. Either way the new instance has lost
-// its state and comes back through VR recovery (paper section 4.3), never
-// with stale state.
+// stopped is started again by Spawn (or Group.Restart). Either way the new
+// instance has lost its state and comes back through VR recovery (paper
+// section 4.3), never with stale state.
 package supervisor
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// supervisorActor is the parent of a group's replica actors. It spawns them
-// by index and decides nothing else: its strategy restarts a child that
-// panics, up to MaxRestarts within RestartWindow.
-type supervisorActor struct {
-	props []*actor.Props // by replica index
-	name  func(i int) string
+// Supervisor is the parent of the replica actors one actor system hosts: all
+// of a group's in one process, or one replica per node across machines.
+type Supervisor struct {
+	system *actor.ActorSystem
+	name   string
+	pid    *actor.PID
+	props  []*actor.Props
 }
 
-// spawn asks the supervisor to start replica i (a fresh instance of its
-// props: recovering, unless it is the first instance of a new group).
+// Restart policy defaults: past MaxRestarts within RestartWindow a replica
+// that keeps panicking stays down until it is spawned again.
+const (
+	DefaultMaxRestarts   = 10
+	DefaultRestartWindow = 10 * time.Second
+)
+
+// StartSupervisor spawns a supervisor named name in system. props[i] makes
+// replica i; a nil entry is a replica hosted elsewhere. No replica is
+// spawned yet: call Spawn.
+func StartSupervisor(system *actor.ActorSystem, name string, props []*actor.Props, maxRestarts int, window time.Duration) (*Supervisor, error) {
+	if maxRestarts <= 0 {
+		maxRestarts = DefaultMaxRestarts
+	}
+	if window <= 0 {
+		window = DefaultRestartWindow
+	}
+	strategy := actor.NewOneForOneStrategy(maxRestarts, window, actor.DefaultDecider)
+	s := &Supervisor{system: system, name: name, props: props}
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &supervisorActor{props: props}
+	}, actor.WithSupervisor(strategy)), name)
+	if err != nil {
+		return nil, fmt.Errorf("vsr: cannot start supervisor %q: %w", name, err)
+	}
+	s.pid = pid
+	return s, nil
+}
+
+// ReplicaID is the actor ID of replica i under the supervisor named name: a
+// replica's PID is this ID at the address of the node that hosts it.
+func ReplicaID(name string, i int) string { return fmt.Sprintf("%s/replica-%d", name, i) }
+
+// Spawn starts replica i: the first instance of a new group starts normal
+// in view 0, every later one runs recovery (see actors.NewReplicaProps).
+func (s *Supervisor) Spawn(i int) error {
+	if i < 0 || i >= len(s.props) || s.props[i] == nil {
+		return fmt.Errorf("vsr: replica %d is not hosted here", i)
+	}
+	res, err := s.system.Root.RequestFuture(s.pid, &spawn{index: i}, 5*time.Second).Result()
+	if err != nil {
+		return fmt.Errorf("vsr: cannot start replica %d: %w", i, err)
+	}
+	if r := res.(*spawned); r.err != nil {
+		return fmt.Errorf("vsr: cannot start replica %d: %w", i, r.err)
+	}
+	return nil
+}
+
+// Kill stops replica i at once, as a crash would: it loses everything it
+// held, and stays down until Spawn.
+func (s *Supervisor) Kill(i int) error {
+	return s.system.Root.StopFuture(s.system.NewLocalPID(ReplicaID(s.name, i))).Wait()
+}
+
+// Stop stops the supervisor and every replica under it.
+func (s *Supervisor) Stop() error { return s.system.Root.StopFuture(s.pid).Wait() }
+
+// supervisorActor spawns replicas by index and decides nothing else: its
+// strategy restarts a child that panics.
+type supervisorActor struct {
+	props []*actor.Props
+}
+
 type spawn struct{ index int }
 
 type spawned struct {
@@ -35,17 +97,10 @@ type spawned struct {
 func (s *supervisorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *spawn:
-		pid, err := ctx.SpawnNamed(s.props[m.index], s.name(m.index))
+		pid, err := ctx.SpawnNamed(s.props[m.index], fmt.Sprintf("replica-%d", m.index))
 		ctx.Respond(&spawned{pid: pid, err: err})
 	case *actor.Terminated:
-		// A child that stopped: by request (Kill), or after too many
-		// restarts. It stays down until Restart.
+		// A child stopped: on purpose (Kill), or after too many restarts.
+		// It stays down until Spawn.
 	}
-}
-
-func supervisorProps(props []*actor.Props, name func(int) string, maxRestarts int, window time.Duration) *actor.Props {
-	strategy := actor.NewOneForOneStrategy(maxRestarts, window, actor.DefaultDecider)
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &supervisorActor{props: props, name: name}
-	}, actor.WithSupervisor(strategy))
 }
