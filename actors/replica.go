@@ -128,6 +128,8 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		a.onTick(ctx, m)
 	case *StatusQuery:
 		ctx.Respond(a.status(m.WithDigest))
+	case *StatusRequest:
+		ctx.Respond(a.status(m.WithDigest).proto())
 	case *Crash:
 		panic("vsr: replica crashed on purpose")
 	case *PeerDown:
@@ -255,6 +257,14 @@ func (a *replicaActor) status(withDigest bool) ReplicaStatus {
 		}
 	}
 	return s
+}
+
+// proto converts the status for a remote asker.
+func (s ReplicaStatus) proto() *StatusReply {
+	return &StatusReply{Replica: uint32(s.Replica), Status: s.Status.String(), View: s.View,
+		LastNormalView: s.LastNormalView, OpNumber: s.OpNumber, CommitNumber: s.CommitNumber,
+		Primary: uint32(s.Primary), Digest: s.Digest[:], Dropped: s.Drops.Total(), Foreign: s.Foreign,
+		WrongCluster: s.Drops[vsr.DropWrongCluster]}
 }
 
 func (a *replicaActor) logger() *slog.Logger {

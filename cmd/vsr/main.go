@@ -1,6 +1,9 @@
 // Command vsr is the project's one program. Subcommands:
 //
 //	vsr demo   a replicated group in one process surviving the loss of its primary
+//	vsr node   run one replica of a group across machines
+//	vsr client put/get/cas/status against a group by address
+//	vsr certs  make a test CA and certificates for mutual TLS
 //	vsr sim    run the deterministic simulator over many seeds
 //
 // Run `vsr <subcommand> -h` for a subcommand's flags.
@@ -17,6 +20,9 @@ const usage = `usage: vsr <command> [flags]
 commands:
   demo    start 3 replicas in one process, kill the primary, watch the view
           change and the recovery, check that nothing acknowledged was lost
+  node    run one replica of a group, one per machine (vsr node -h)
+  client  put, get, cas and status against a group by address (vsr client -h)
+  certs   make a test CA and certificates for mutual TLS (vsr certs -h)
   sim     run the deterministic simulator: seeded faults, safety and
           linearizability checks (vsr sim -h for flags)
 `
@@ -35,6 +41,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return demoCommand(args[1:], stdout, stderr)
 	case "sim":
 		return simCommand(args[1:], stdout, stderr)
+	case "node":
+		return nodeCommand(args[1:], stdout, stderr)
+	case "client":
+		return clientCommand(args[1:], stdout, stderr)
+	case "certs":
+		return certsCommand(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,338 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vsrgo/vsr/actors"
+	"github.com/vsrgo/vsr/statemachine/kv"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// These tests run replica actors and clients on a real actor system, without
+// the supervisor package: the replicas are spawned straight from
+// NewReplicaProps, and "killing" one stops its actor. They never assert on
+// how long something took, except for liveness bounds (a cancelled call
+// must return, and 2 s is far more than it needs).
+
+const (
+	waitFor    = 10 * time.Second
+	pollEvery  = 20 * time.Millisecond
+	opTimeout  = 10 * time.Second
+	returnsIn  = 2 * time.Second // liveness bound for a call that must return now
+	clusterID  = 0xc11e
+	namePrefix = "replica-"
+)
+
+// replicas is a replica group spawned from NewReplicaProps.
+type replicas struct {
+	t      *testing.T
+	system *actor.ActorSystem
+	peers  []*actor.PID
+	props  []*actor.Props
+}
+
+func newSystem(t *testing.T) *actor.ActorSystem {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	t.Cleanup(system.Shutdown)
+	return system
+}
+
+func startReplicas(t *testing.T, n int) *replicas {
+	t.Helper()
+	g := &replicas{t: t, system: newSystem(t)}
+	for i := range n {
+		g.peers = append(g.peers, g.system.NewLocalPID(fmt.Sprintf("%s%d", namePrefix, i)))
+	}
+	for i := range n {
+		g.props = append(g.props, actors.NewReplicaProps(actors.ReplicaConfig{
+			Core:            vsr.Config{ClusterID: clusterID, ReplicaCount: n, ReplicaIndex: i},
+			NewStateMachine: kv.New,
+			Peers:           g.peers,
+		}))
+		g.start(i)
+	}
+	t.Cleanup(func() {
+		for _, pid := range g.peers {
+			_ = g.system.Root.StopFuture(pid).Wait()
+		}
+	})
+	return g
+}
+
+// start spawns replica i: new the first time, recovering after a kill.
+func (g *replicas) start(i int) {
+	g.t.Helper()
+	pid, err := g.system.Root.SpawnNamed(g.props[i], fmt.Sprintf("%s%d", namePrefix, i))
+	require.NoError(g.t, err)
+	require.True(g.t, pid.Equal(g.peers[i]))
+}
+
+func (g *replicas) kill(i int) {
+	g.t.Helper()
+	require.NoError(g.t, g.system.Root.StopFuture(g.peers[i]).Wait())
+}
+
+func (g *replicas) status(i int) (actors.ReplicaStatus, bool) {
+	res, err := g.system.Root.RequestFuture(g.peers[i], &actors.StatusQuery{}, 2*time.Second).Result()
+	s, ok := res.(actors.ReplicaStatus)
+	return s, ok && err == nil
+}
+
+func (g *replicas) client(cfg actors.ClientConfig) *actors.Client {
+	g.t.Helper()
+	cfg.ClusterID, cfg.Replicas = clusterID, g.peers
+	c, err := actors.NewClient(g.system, cfg)
+	require.NoError(g.t, err)
+	g.t.Cleanup(c.Close)
+	return c
+}
+
+func execute(t *testing.T, c *actors.Client, op []byte) *kv.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	b, err := c.Execute(ctx, op)
+	require.NoError(t, err)
+	r, err := kv.DecodeResult(b)
+	require.NoError(t, err)
+	require.Empty(t, r.GetError())
+	return r
+}
+
+// result is what a call that ran in a goroutine returned.
+type result struct {
+	value []byte
+	err   error
+}
+
+// inBackground runs call in a goroutine and returns where its result goes.
+func inBackground(call func() ([]byte, error)) <-chan result {
+	done := make(chan result, 1)
+	go func() {
+		v, err := call()
+		done <- result{v, err}
+	}()
+	return done
+}
+
+// returned waits for a background call that must return now.
+func returned(t *testing.T, done <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(returnsIn):
+		t.Fatalf("the call did not return within %v", returnsIn)
+		return result{}
+	}
+}
+
+// stuckWrite kills both backups of a 3-replica group, so that the primary
+// can append a write but never commit it, and starts an Execute with ctx.
+// It returns once the write is in the primary's log: the call is in flight
+// and cannot complete.
+func stuckWrite(t *testing.T, ctx context.Context) (*replicas, *actors.Client, <-chan result) {
+	t.Helper()
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{})
+	execute(t, c, kv.PutOp("k", []byte("committed")))
+	g.kill(1)
+	g.kill(2)
+	before, ok := g.status(0)
+	require.True(t, ok)
+	done := inBackground(func() ([]byte, error) { return c.Execute(ctx, kv.PutOp("k", []byte("stuck"))) })
+	require.Eventually(t, func() bool {
+		s, ok := g.status(0)
+		return ok && s.OpNumber > before.OpNumber
+	}, waitFor, pollEvery, "the write never reached the primary")
+	s, _ := g.status(0)
+	require.Equal(t, before.CommitNumber, s.CommitNumber, "a lone primary committed a write")
+	select {
+	case r := <-done:
+		t.Fatalf("a write that cannot commit returned %v, %v", r.value, r.err)
+	default:
+	}
+	return g, c, done
+}
+
+// 5. A cancelled call returns promptly with the context's error.
+
+func TestCancelledCallReturnsPromptly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g, c, done := stuckWrite(t, ctx)
+	cancel()
+	r := returned(t, done)
+	require.ErrorIs(t, r.err, context.Canceled)
+	require.NotErrorIs(t, r.err, actors.ErrTimeout)
+	require.Nil(t, r.value)
+
+	// The session is free again: once a quorum is back, the same client
+	// (one session) serves the next call. The cancelled write may have
+	// executed or not; the new one certainly did.
+	g.start(1)
+	g.start(2)
+	execute(t, c, kv.PutOp("k", []byte("after")))
+	ctx2, cancel2 := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel2()
+	b, err := c.Read(ctx2, kv.GetOp("k"))
+	require.NoError(t, err)
+	got, err := kv.DecodeResult(b)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(got.GetValue()))
+}
+
+func TestDeadlineReturnsErrTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	// A deadline that has not passed when the write gets stuck, then passes.
+	ctx, cancelShort := context.WithDeadline(ctx, time.Now().Add(500*time.Millisecond))
+	defer cancelShort()
+	_, _, done := stuckWrite(t, ctx)
+	<-ctx.Done()
+	r := returned(t, done)
+	require.ErrorIs(t, r.err, actors.ErrTimeout)
+	require.ErrorIs(t, r.err, context.DeadlineExceeded)
+	require.NotErrorIs(t, r.err, context.Canceled)
+}
+
+func TestClientTimeoutAppliesWithoutDeadline(t *testing.T) {
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{Timeout: 300 * time.Millisecond})
+	g.kill(1)
+	g.kill(2)
+	done := inBackground(func() ([]byte, error) {
+		return c.Execute(context.Background(), kv.PutOp("k", []byte("v")))
+	})
+	// ClientConfig.Timeout ends the call; wait for it well past that.
+	select {
+	case r := <-done:
+		require.ErrorIs(t, r.err, actors.ErrTimeout)
+		require.ErrorIs(t, r.err, context.DeadlineExceeded)
+	case <-time.After(waitFor):
+		t.Fatal("a call without deadline outlived ClientConfig.Timeout by far")
+	}
+}
+
+// Reads: a stale read needs no quorum, a linearizable one does.
+
+func TestStaleReadNeedsNoQuorum(t *testing.T) {
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{})
+	execute(t, c, kv.PutOp("k", []byte("v")))
+	g.kill(1)
+	g.kill(2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	b, err := c.ReadStale(ctx, kv.GetOp("k"))
+	require.NoError(t, err)
+	r, err := kv.DecodeResult(b)
+	require.NoError(t, err)
+	require.True(t, r.GetFound())
+	require.Equal(t, "v", string(r.GetValue()))
+
+	// A linearizable read cannot be confirmed without a quorum.
+	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelShort()
+	_, err = c.Read(short, kv.GetOp("k"))
+	require.ErrorIs(t, err, actors.ErrTimeout)
+}
+
+// 6. The client's typed errors.
+
+func TestReadOfWriteIsRejected(t *testing.T) {
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+
+	_, err := c.Read(ctx, kv.PutOp("k", []byte("v")))
+	require.ErrorIs(t, err, actors.ErrRejected)
+	require.ErrorIs(t, err, vsr.ErrNotReadOnly)
+	_, err = c.ReadStale(ctx, kv.PutOp("k", []byte("v")))
+	require.ErrorIs(t, err, actors.ErrRejected)
+	require.ErrorIs(t, err, vsr.ErrNotReadOnly)
+	_, err = c.Execute(ctx, nil)
+	require.ErrorIs(t, err, actors.ErrRejected)
+
+	// A rejected op never took effect, anywhere.
+	r := execute(t, c, kv.GetOp("k"))
+	require.False(t, r.GetFound(), "a rejected write took effect")
+	for i := range g.peers {
+		require.Eventually(t, func() bool {
+			s, ok := g.status(i)
+			return ok && s.CommitNumber == 1
+		}, waitFor, pollEvery)
+		s, _ := g.status(i)
+		require.Equal(t, uint64(1), s.OpNumber, "replica %d logged a rejected read", i)
+	}
+}
+
+func TestClosedClient(t *testing.T) {
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{Sessions: 2})
+	execute(t, c, kv.PutOp("k", []byte("v")))
+
+	// A call in flight when the client closes ends with ErrClosed.
+	g.kill(1)
+	g.kill(2)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	done := inBackground(func() ([]byte, error) { return c.Execute(ctx, kv.PutOp("k", []byte("w"))) })
+	require.Eventually(t, func() bool {
+		s, ok := g.status(0)
+		return ok && s.OpNumber == 2
+	}, waitFor, pollEvery, "the write never reached the primary")
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	r := returned(t, done)
+	require.ErrorIs(t, r.err, actors.ErrClosed)
+	select {
+	case <-closed:
+	case <-time.After(returnsIn):
+		t.Fatal("Close did not return")
+	}
+
+	// Every later call, of every kind, returns ErrClosed.
+	_, err := c.Execute(ctx, kv.PutOp("k", []byte("v")))
+	require.ErrorIs(t, err, actors.ErrClosed)
+	_, err = c.Read(ctx, kv.GetOp("k"))
+	require.ErrorIs(t, err, actors.ErrClosed)
+	_, err = c.ReadStale(ctx, kv.GetOp("k"))
+	require.ErrorIs(t, err, actors.ErrClosed)
+	c.Close() // safe twice
+}
+
+func TestNewClientRejectsEvenReplicaCount(t *testing.T) {
+	system := newSystem(t)
+	for _, n := range []int{0, 2, 4} {
+		pids := make([]*actor.PID, n)
+		for i := range pids {
+			pids[i] = system.NewLocalPID(fmt.Sprintf("nobody-%d", i))
+		}
+		_, err := actors.NewClient(system, actors.ClientConfig{Replicas: pids})
+		require.Error(t, err, "n = %d", n)
+	}
+}
+
+func TestErrorsAreDistinct(t *testing.T) {
+	all := []error{actors.ErrTimeout, actors.ErrNoSuchGroup, actors.ErrRejected, actors.ErrClosed}
+	for i, a := range all {
+		for j, b := range all {
+			require.Equal(t, i == j, errors.Is(a, b), "%v vs %v", a, b)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/vsrgo/vsr/actors"
+)
+
+// Client reaches a group across machines: an actor system with remoting of
+// its own (replies come back to it) and an actors.Client over the group's
+// replica PIDs.
+type Client struct {
+	*actors.Client
+	cfg    Config
+	system *actor.ActorSystem
+	remote *remote.Remote
+}
+
+// ClientOptions configures a remote client.
+type ClientOptions struct {
+	// Bind is the host:port the client listens on for replies (default
+	// 127.0.0.1:0, a free port on loopback). The replicas must be able to
+	// reach it.
+	Bind string
+	// Sessions is the number of requests in flight at once (default 1).
+	Sessions int
+	Logger   *slog.Logger
+}
+
+// NewClient connects to the group c describes.
+func NewClient(c Config, opts ClientOptions) (*Client, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Bind == "" {
+		opts.Bind = "127.0.0.1:0"
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	r, err := startRemote(system, opts.Bind, "", c.TLS)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := actors.NewClient(system, actors.ClientConfig{ClusterID: c.ClusterID, Replicas: c.PeerPIDs(), Sessions: opts.Sessions})
+	if err != nil {
+		r.Shutdown(false)
+		return nil, err
+	}
+	return &Client{Client: inner, cfg: c, system: system, remote: r}, nil
+}
+
+// Status asks every replica for its status; a replica that does not answer
+// within timeout has a nil entry.
+func (c *Client) Status(timeout time.Duration) []*actors.StatusReply {
+	out := make([]*actors.StatusReply, len(c.cfg.Replicas))
+	futures := make([]*actor.Future, len(out))
+	for j, pid := range c.cfg.PeerPIDs() {
+		futures[j] = c.system.Root.RequestFuture(pid, &actors.StatusRequest{WithDigest: true}, timeout)
+	}
+	for j, f := range futures {
+		if res, err := f.Result(); err == nil {
+			out[j], _ = res.(*actors.StatusReply)
+		}
+	}
+	return out
+}
+
+// Close stops the client and its remoting.
+func (c *Client) Close() {
+	c.Client.Close()
+	c.remote.Shutdown(false)
+	c.system.Shutdown()
+}
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("vsr: no free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,115 @@
+// Package cluster runs one replica per node across machines on Proto.Actor
+// remoting: the configuration of a group (its cluster ID and the address of
+// each replica), the node that hosts one replica, the client that reaches a
+// group by address, membership hints, and mutual TLS between nodes.
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config describes a replica group across machines. Every node and client
+// of the group must use the same Replicas, in the same order: the position
+// of an address is that replica's index.
+type Config struct {
+	// ClusterID names the group; messages of other groups are dropped.
+	ClusterID uint64 `json:"cluster_id"`
+	// Replicas lists each replica's host:port, by index.
+	Replicas []string `json:"replicas"`
+	// TLS, if set, makes every connection mutual TLS.
+	TLS *TLSFiles `json:"tls,omitempty"`
+	// Tick is the core's tick (default 10ms).
+	Tick Duration `json:"tick,omitempty"`
+}
+
+// TLSFiles names the PEM files of a node's or client's identity.
+type TLSFiles struct {
+	CA   string `json:"ca"`   // the CA that signs every member's certificate
+	Cert string `json:"cert"` // this member's certificate
+	Key  string `json:"key"`  // this member's private key
+}
+
+// Duration is a time.Duration that reads "10ms" from JSON.
+type Duration time.Duration
+
+// UnmarshalJSON reads a duration string such as "10ms".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"10ms\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("vsr: bad cluster configuration")
+
+// Load reads a Config from a JSON file and validates it.
+func Load(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	return c, c.Validate()
+}
+
+// ParseReplicas reads a comma-separated list of host:port addresses.
+func ParseReplicas(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Validate reports the first thing wrong with c.
+func (c Config) Validate() error {
+	n := len(c.Replicas)
+	if n == 0 || n%2 == 0 {
+		return fmt.Errorf("%w: need an odd number of replicas (n = 2f+1), got %d", ErrConfig, n)
+	}
+	seen := map[string]int{}
+	for i, a := range c.Replicas {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return fmt.Errorf("%w: replica %d: %q is not host:port", ErrConfig, i, a)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("%w: replica %d: %q has no valid port", ErrConfig, i, a)
+		}
+		if j, dup := seen[a]; dup {
+			return fmt.Errorf("%w: replicas %d and %d have the same address %s", ErrConfig, j, i, a)
+		}
+		seen[a] = i
+	}
+	if c.TLS != nil && (c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "") {
+		return fmt.Errorf("%w: tls needs ca, cert and key", ErrConfig)
+	}
+	if c.Tick < 0 {
+		return fmt.Errorf("%w: negative tick", ErrConfig)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/vsrgo/vsr/actors"
+	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/supervisor"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// supervisorName is the name of the supervisor on every node, so replica j
+// is actor ReplicaID(supervisorName, j) at address Replicas[j].
+const supervisorName = "vsr"
+
+// PeerPIDs returns the PID of every replica of c.
+func (c Config) PeerPIDs() []*actor.PID {
+	pids := make([]*actor.PID, len(c.Replicas))
+	for j, a := range c.Replicas {
+		pids[j] = actor.NewPID(a, supervisor.ReplicaID(supervisorName, j))
+	}
+	return pids
+}
+
+// NodeConfig configures the node that hosts replica Index of a group.
+type NodeConfig struct {
+	Config
+	// Index is the replica this node hosts.
+	Index int
+	// Listen is the host:port to bind (default: Replicas[Index]); the node
+	// always advertises Replicas[Index], the address its peers know.
+	Listen string
+	// DataDir holds the node's marker file (see StartNode). Default:
+	// "vsr-data-<cluster>-<index>" in the working directory.
+	DataDir string
+	// NewStateMachine makes the replica's state machine.
+	NewStateMachine statemachine.Factory
+	// Logger gets the node's log, Proto.Actor's included (nothing if nil).
+	Logger *slog.Logger
+	// OnEvent is called on every change of the replica's status or view.
+	OnEvent func(actors.Event)
+}
+
+// Node is a running node: an actor system with remoting, a supervisor, and
+// the replica under it.
+type Node struct {
+	cfg    NodeConfig
+	system *actor.ActorSystem
+	remote *remote.Remote
+	sup    *supervisor.Supervisor
+	sub    *eventstream.Subscription
+	self   *actor.PID
+}
+
+// markerFile is written when a node first joins its group. VR needs no disk
+// for the protocol, but a node must know whether it is new: a node that
+// restarts (after a crash, kill -9 or reboot) must run recovery and never
+// start as a fresh member of view 0, which would answer with a state it no
+// longer has.
+const markerFile = "joined"
+
+// StartNode starts the node. A node whose data directory has no marker file
+// starts as a new member of a new group (normal in view 0, empty) and writes
+// the marker; a node whose directory has it runs VR recovery. To start a new
+// group on old directories, remove them.
+func StartNode(cfg NodeConfig) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Index < 0 || cfg.Index >= len(cfg.Replicas) {
+		return nil, fmt.Errorf("%w: index %d is not in 0..%d", ErrConfig, cfg.Index, len(cfg.Replicas)-1)
+	}
+	if cfg.NewStateMachine == nil {
+		return nil, vsr.ErrNoStateMachine
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = fmt.Sprintf("vsr-data-%d-%d", cfg.ClusterID, cfg.Index)
+	}
+	recovering, err := joinedBefore(cfg.DataDir, cfg.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	listen := cfg.Listen
+	if listen == "" {
+		listen = cfg.Replicas[cfg.Index]
+	}
+	r, err := startRemote(system, listen, cfg.Replicas[cfg.Index], cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, system: system, remote: r}
+	peers := cfg.PeerPIDs()
+	core := vsr.Config{ClusterID: cfg.ClusterID, ReplicaCount: len(cfg.Replicas), ReplicaIndex: cfg.Index,
+		Recovering: recovering}
+	props := make([]*actor.Props, len(cfg.Replicas))
+	props[cfg.Index] = actors.NewReplicaProps(actors.ReplicaConfig{
+		Core: core, NewStateMachine: cfg.NewStateMachine, Peers: peers,
+		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: cfg.OnEvent,
+	})
+	if n.sup, err = supervisor.StartSupervisor(system, supervisorName, props, 0, 0); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	if err := n.sup.Spawn(cfg.Index); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	if !recovering {
+		if err := markJoined(cfg.DataDir, cfg.ClusterID); err != nil {
+			n.Stop()
+			return nil, err
+		}
+	}
+	n.self = system.NewLocalPID(supervisor.ReplicaID(supervisorName, cfg.Index))
+	// Membership hint: when the transport loses a peer's endpoint, tell the
+	// replica, so that a lost primary is replaced at once rather than after
+	// the inactivity timeout. Remoting does not re-arm watches after a
+	// reconnect, so the node uses endpoint events, not watches.
+	n.sub = system.EventStream.Subscribe(func(ev any) {
+		if e, ok := ev.(*remote.EndpointTerminatedEvent); ok {
+			system.Root.Send(n.self, &actors.PeerDown{Address: e.Address})
+		}
+	})
+	return n, nil
+}
+
+// startRemote starts Proto.Actor remoting on listen, advertising advertise.
+// remote.Start panics when it cannot listen; that becomes an error here.
+func startRemote(system *actor.ActorSystem, listen, advertise string, tlsFiles *TLSFiles) (r *remote.Remote, err error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %w", ErrConfig, listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: bad port", ErrConfig, listen)
+	}
+	opts := []remote.ConfigOption{}
+	if advertise != "" {
+		opts = append(opts, remote.WithAdvertisedHost(advertise))
+	}
+	if tlsFiles != nil {
+		server, dial, err := grpcTLS(tlsFiles)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, remote.WithServerOptions(server...), remote.WithDialOptions(dial...))
+	}
+	r = remote.NewRemote(system, remote.Configure(host, port, opts...))
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("vsr: cannot start remoting on %s: %v", listen, p)
+		}
+	}()
+	r.Start()
+	return r, nil
+}
+
+// Address is the address the node advertises.
+func (n *Node) Address() string { return n.system.Address() }
+
+// System is the node's actor system.
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// Stop stops the replica, remoting and the actor system.
+func (n *Node) Stop() {
+	if n.sub != nil {
+		n.system.EventStream.Unsubscribe(n.sub)
+	}
+	if n.sup != nil {
+		_ = n.sup.Stop()
+	}
+	if n.remote != nil {
+		n.remote.Shutdown(false)
+	}
+	n.system.Shutdown()
+}
+
+func joinedBefore(dir string, clusterID uint64) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, markerFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("vsr: reading %s: %w", dir, err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.FormatUint(clusterID, 10) {
+		return false, fmt.Errorf("%w: %s belongs to cluster %s, not %d", ErrConfig, dir, got, clusterID)
+	}
+	return true, nil
+}
+
+func markJoined(dir string, clusterID uint64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, markerFile), []byte(strconv.FormatUint(clusterID, 10)+"\n"), 0o644)
+}
