@@ -424,6 +424,60 @@ func TestCrashedReplicaRecovers(t *testing.T) {
 	}
 }
 
+func TestRestartLimitThenRestart(t *testing.T) {
+	const n, victim = 3, 1
+	events := &eventLog{}
+	g := startGroup(t, n, func(cfg *supervisor.GroupConfig) {
+		cfg.OnEvent = events.add
+		cfg.MaxRestarts, cfg.RestartWindow = 2, time.Hour
+	})
+	c := newClient(t, g, 1)
+	put(t, c, "k", "v1")
+
+	// Two crashes are restarted...
+	mark := 0
+	for range 2 {
+		require.NoError(t, g.Crash(victim))
+		require.Eventually(t, func() bool {
+			at := events.restartedAt(victim, mark)
+			if at >= 0 {
+				mark = at + 1
+			}
+			return at >= 0
+		}, waitFor, pollEvery)
+	}
+	// ...the third is one too many within the window: the replica stays down.
+	require.NoError(t, g.Crash(victim))
+	require.Eventually(t, func() bool { return status(g)[victim].Down }, waitFor, pollEvery)
+	require.Equal(t, -1, events.restartedAt(victim, mark), "restarted past MaxRestarts")
+
+	// The others serve on; Restart brings it back through recovery.
+	put(t, c, "k", "v2")
+	require.NoError(t, g.Restart(victim))
+	require.Eventually(t, func() bool { return events.restartedAt(victim, mark) >= 0 }, waitFor, pollEvery)
+	put(t, c, "k", "v3")
+	waitConverged(t, g, allReplicas(n), 3)
+	value, _ := read(t, c, "k")
+	require.Equal(t, "v3", value)
+}
+
+func TestRestartOfRunningReplicaIsAnError(t *testing.T) {
+	events := &eventLog{}
+	g := startGroup(t, 3, func(cfg *supervisor.GroupConfig) { cfg.OnEvent = events.add })
+	c := newClient(t, g, 1)
+	put(t, c, "k", "v")
+	require.Error(t, g.Restart(1), "replica 1 is running: there is nothing to restart")
+	put(t, c, "k", "w")
+	waitConverged(t, g, allReplicas(3), 2)
+	for i := range 3 {
+		require.Equal(t, -1, events.restartedAt(i, 0), "replica %d was replaced", i)
+	}
+	// Killing a replica twice is harmless.
+	require.NoError(t, g.Kill(2))
+	require.NoError(t, g.Kill(2))
+	require.True(t, status(g)[2].Down)
+}
+
 // 4. A retried request is executed once, before and after view changes.
 
 // replyCollector is an actor that hands every Reply it gets to a channel.
