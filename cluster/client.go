@@ -30,6 +30,9 @@ type ClientOptions struct {
 	Bind string
 	// Sessions is the number of requests in flight at once (default 1).
 	Sessions int
+	// RetryInterval is how long a session waits for a reply before it
+	// resends to every replica (default 200 ms).
+	RetryInterval time.Duration
 	Logger   *slog.Logger
 }
 
@@ -50,7 +53,8 @@ func NewClient(c Config, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	inner, err := actors.NewClient(system, actors.ClientConfig{ClusterID: c.ClusterID, Replicas: c.PeerPIDs(), Sessions: opts.Sessions})
+	inner, err := actors.NewClient(system, actors.ClientConfig{ClusterID: c.ClusterID, Replicas: c.PeerPIDs(),
+		Sessions: opts.Sessions, RetryInterval: opts.RetryInterval})
 	if err != nil {
 		r.Shutdown(false)
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,6 +52,9 @@ type NodeConfig struct {
 	Logger *slog.Logger
 	// OnEvent is called on every change of the replica's status or view.
 	OnEvent func(actors.Event)
+	// DisableHints turns off the membership hint, leaving failure detection
+	// to the inactivity timeout alone (for measuring the difference).
+	DisableHints bool
 }
 
 // Node is a running node: an actor system with remoting, a supervisor, and
@@ -133,9 +137,25 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	// replica, so that a lost primary is replaced at once rather than after
 	// the inactivity timeout. Remoting does not re-arm watches after a
 	// reconnect, so the node uses endpoint events, not watches.
+	if cfg.DisableHints {
+		return n, nil
+	}
+	// Only the loss of a connection that was up counts: a peer that has not
+	// started yet also ends in a terminated event (after remoting's retries),
+	// and that says nothing about the primary being down now.
+	var mu sync.Mutex
+	connected := map[string]bool{}
 	n.sub = system.EventStream.Subscribe(func(ev any) {
-		if e, ok := ev.(*remote.EndpointTerminatedEvent); ok {
-			system.Root.Send(n.self, &actors.PeerDown{Address: e.Address})
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *remote.EndpointConnectedEvent:
+			connected[e.Address] = true
+		case *remote.EndpointTerminatedEvent:
+			if connected[e.Address] {
+				delete(connected, e.Address)
+				system.Root.Send(n.self, &actors.PeerDown{Address: e.Address})
+			}
 		}
 	})
 	return n, nil

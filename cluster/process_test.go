@@ -27,7 +27,7 @@ var (
 )
 
 // vsrBinary builds cmd/vsr once per test run.
-func vsrBinary(t *testing.T) string {
+func vsrBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vsr-bin-")
@@ -70,7 +70,7 @@ func (s *syncBuffer) String() string {
 
 // startNodeProc starts replica index of replicas; prefix, if set, runs the
 // node through it (such as ip netns exec NAME).
-func startNodeProc(t *testing.T, prefix []string, replicas string, index int, dataDir string, extra ...string) *nodeProc {
+func startNodeProc(t testing.TB, prefix []string, replicas string, index int, dataDir string, extra ...string) *nodeProc {
 	t.Helper()
 	args := append(append([]string{}, prefix...), vsrBinary(t), "node", "-replicas", replicas,
 		"-index", fmt.Sprint(index), "-data-dir", dataDir)

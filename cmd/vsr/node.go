@@ -45,6 +45,7 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "host:port to bind, if not this replica's own address (e.g. 0.0.0.0:7001)")
 	dataDir := fs.String("data-dir", "", "directory for the node's marker file (default vsr-data-<cluster>-<index>)")
 	verbose := fs.Bool("verbose", false, "log Proto.Actor's own messages (at INFO) to stderr")
+	noHints := fs.Bool("no-hints", false, "detect a lost primary by the inactivity timeout only, not by the transport's endpoint events")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,7 +67,7 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	node, err := cluster.StartNode(cluster.NodeConfig{
 		Config: cfg, Index: *index, Listen: *listen, DataDir: *dataDir,
-		NewStateMachine: kv.New, Logger: logger,
+		NewStateMachine: kv.New, Logger: logger, DisableHints: *noHints,
 		OnEvent: func(e actors.Event) { say("%s", describeEvent(e)) },
 	})
 	if err != nil {
