@@ -33,7 +33,7 @@ type ClientOptions struct {
 	// RetryInterval is how long a session waits for a reply before it
 	// resends to every replica (default 200 ms).
 	RetryInterval time.Duration
-	Logger   *slog.Logger
+	Logger        *slog.Logger
 }
 
 // NewClient connects to the group c describes.
