@@ -21,7 +21,9 @@ var (
 	// ClientConfig.Timeout when the context has none. The operation may
 	// still take effect. errors.Is(err, context.DeadlineExceeded) holds too.
 	ErrTimeout = errors.New("vsr: request timed out")
-	// ErrNoSuchGroup: no actor exists at any of the replica addresses.
+	// ErrNoSuchGroup: no actor exists at any of the replica addresses (as
+	// the actor systems there answer: an address where nothing listens at
+	// all ends in ErrTimeout).
 	ErrNoSuchGroup = errors.New("vsr: no such replica group")
 	// ErrRejected: the replicas refused the operation (for a read, an
 	// operation that is not read-only; or a malformed request). It never
@@ -56,7 +58,7 @@ type Client struct {
 	sessions chan *actor.PID
 	all      []*actor.PID
 	mu       sync.Mutex
-	closed   bool
+	closed   chan struct{} // closed by Close
 }
 
 // clientTickInterval is the resolution of a session's retry timer.
@@ -76,7 +78,7 @@ func NewClient(system *actor.ActorSystem, cfg ClientConfig) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	c := &Client{system: system, cfg: cfg, sessions: make(chan *actor.PID, cfg.Sessions)}
+	c := &Client{system: system, cfg: cfg, sessions: make(chan *actor.PID, cfg.Sessions), closed: make(chan struct{})}
 	for k := 0; k < cfg.Sessions; k++ {
 		pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 			return &clientActor{cfg: cfg, id: randomClientID()}
@@ -118,23 +120,24 @@ func (c *Client) call(ctx context.Context, op []byte, mode messages.ReadMode) ([
 	var pid *actor.PID
 	select {
 	case pid = <-c.sessions:
+	case <-c.closed:
+		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctxError(ctx)
 	}
-	if c.isClosed() {
-		c.sessions <- pid
-		return nil, ErrClosed
-	}
+	defer func() { c.sessions <- pid }()
 	done := make(chan callResult, 1)
 	cl := &call{op: op, mode: mode, done: done}
 	c.system.Root.Send(pid, cl)
 	select {
 	case r := <-done:
-		c.sessions <- pid
 		return r.value, r.err
+	case <-c.closed:
+		// The session may have stopped before it took the call, which then
+		// never ran; or after, in which case its result is lost with it.
+		return nil, ErrClosed
 	case <-ctx.Done():
 		c.system.Root.Send(pid, &abandon{call: cl})
-		c.sessions <- pid
 		return nil, ctxError(ctx)
 	}
 }
@@ -146,20 +149,17 @@ func ctxError(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-// Close stops the client's sessions; calls after Close return ErrClosed.
+// Close stops the client's sessions; calls in flight and calls after Close
+// return ErrClosed. A call in flight may still take effect.
 func (c *Client) Close() {
 	c.mu.Lock()
-	if c.closed {
+	select {
+	case <-c.closed:
 		c.mu.Unlock()
 		return
+	default:
+		close(c.closed)
 	}
-	c.closed = true
 	c.mu.Unlock()
 	for _, pid := range c.all {
 		_ = c.system.Root.StopFuture(pid).Wait()
@@ -192,9 +192,11 @@ type clientActor struct {
 	pending *call
 	timers  *scheduler.TimerScheduler
 	gen     uint64
-	// deadLetters[j] is set when replica j turned out not to exist since
-	// the last reply; all of them set means there is no such group.
-	deadLetters []bool
+	// bounced counts the requests that came back as dead letters since the
+	// last send to every replica; sentAll is set once the pending request
+	// went to every replica. All n bouncing means there is no such group.
+	bounced int
+	sentAll bool
 }
 
 func (a *clientActor) Receive(ctx actor.Context) {
@@ -213,17 +215,35 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		}
 	case *messages.Reply:
 		out := a.core.Step(m)
-		clear(a.deadLetters)
 		if out.Done != nil {
 			a.finish(resultOf(out.Done))
 		}
 	case *actor.DeadLetterResponse:
-		a.onDeadLetter(m)
+		a.onDeadLetter(ctx)
 	case *clientTick:
 		if m.gen == a.gen && a.pending != nil {
 			a.send(ctx, a.core.Tick())
 			a.scheduleTick(ctx)
 		}
+	}
+}
+
+// onDeadLetter counts a request that reached no actor. (Proto.Actor's
+// local dead-letter answer does not say which PID bounced, so the session
+// counts.) The first bounce makes it try every replica at once; when all of
+// those bounce too, no replica of the group exists.
+func (a *clientActor) onDeadLetter(ctx actor.Context) {
+	if a.pending == nil {
+		return
+	}
+	a.bounced++
+	if !a.sentAll {
+		a.send(ctx, a.core.ResendAll())
+		return
+	}
+	if a.bounced >= len(a.cfg.Replicas) {
+		a.core.Cancel()
+		a.finish(callResult{err: ErrNoSuchGroup})
 	}
 }
 
@@ -239,7 +259,6 @@ func (a *clientActor) start(ctx actor.Context) {
 	}
 	a.core = core
 	a.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
-	a.deadLetters = make([]bool, len(a.cfg.Replicas))
 }
 
 func (a *clientActor) submit(ctx actor.Context, m *call) {
@@ -252,7 +271,7 @@ func (a *clientActor) submit(ctx actor.Context, m *call) {
 		m.done <- callResult{err: fmt.Errorf("%w: %w", ErrRejected, err)}
 		return
 	}
-	a.pending = m
+	a.pending, a.sentAll, a.bounced = m, false, 0
 	a.gen = generations.Add(1)
 	a.send(ctx, out)
 	a.scheduleTick(ctx)
@@ -261,6 +280,9 @@ func (a *clientActor) submit(ctx actor.Context, m *call) {
 // send sends the core's requests as Requests with this actor as sender, so
 // that a replica address where no actor lives answers with a dead letter.
 func (a *clientActor) send(ctx actor.Context, out vsr.ClientOutput) {
+	if len(out.Messages) == len(a.cfg.Replicas) {
+		a.sentAll, a.bounced = true, 0
+	}
 	for _, env := range out.Messages {
 		ctx.Request(a.cfg.Replicas[env.To], env.Msg)
 	}
@@ -268,23 +290,6 @@ func (a *clientActor) send(ctx actor.Context, out vsr.ClientOutput) {
 
 func (a *clientActor) scheduleTick(ctx actor.Context) {
 	a.timers.SendOnce(clientTickInterval, ctx.Self(), &clientTick{gen: a.gen})
-}
-
-func (a *clientActor) onDeadLetter(m *actor.DeadLetterResponse) {
-	for j, pid := range a.cfg.Replicas {
-		if m.Target != nil && pid.Equal(m.Target) {
-			a.deadLetters[j] = true
-		}
-	}
-	for _, dead := range a.deadLetters {
-		if !dead {
-			return
-		}
-	}
-	if a.pending != nil {
-		a.core.Cancel()
-		a.finish(callResult{err: ErrNoSuchGroup})
-	}
 }
 
 func (a *clientActor) finish(r callResult) {

@@ -438,13 +438,8 @@ func TestRestartLimitThenRestart(t *testing.T) {
 	mark := 0
 	for range 2 {
 		require.NoError(t, g.Crash(victim))
-		require.Eventually(t, func() bool {
-			at := events.restartedAt(victim, mark)
-			if at >= 0 {
-				mark = at + 1
-			}
-			return at >= 0
-		}, waitFor, pollEvery)
+		require.Eventually(t, func() bool { return events.restartedAt(victim, mark) >= 0 }, waitFor, pollEvery)
+		mark = events.restartedAt(victim, mark) + 1
 	}
 	// ...the third is one too many within the window: the replica stays down.
 	require.NoError(t, g.Crash(victim))

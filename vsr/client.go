@@ -158,6 +158,17 @@ func (c *Client) Tick() ClientOutput {
 	return out
 }
 
+// ResendAll sends the pending request to every replica now, as a timeout
+// would: for a caller that has learned that the replica it sent to does not
+// exist.
+func (c *Client) ResendAll() ClientOutput {
+	if c.pending == nil {
+		return ClientOutput{}
+	}
+	c.waited = c.cfg.RetryTicks
+	return c.Tick()
+}
+
 // Cancel abandons the pending request: a late reply to it is ignored. The
 // request may still execute; the next request gets a new number, so it can
 // never be mistaken for this one.

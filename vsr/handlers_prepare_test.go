@@ -85,12 +85,12 @@ func TestOnPrepare_OlderViewPrepareIsIgnored(t *testing.T) {
 	assert.Equal(t, uint64(0), r.Drops().Total(), "ignored, not malformed")
 }
 
-func TestOnPrepare_FromNonPrimaryIsDroppedAsMalformed(t *testing.T) {
+func TestOnPrepare_FromNonPrimaryIsDroppedAsBadReplica(t *testing.T) {
 	r, _ := uReplica(t, 3, 1)
 	out := uStep(t, r, uPrepare(0, 2, 0, uEntry(1, 0)))
 	assert.Empty(t, out.Messages)
 	assert.Equal(t, uint64(0), r.OpNumber())
-	assert.Equal(t, uint64(1), r.Drops()[DropMalformed])
+	assert.Equal(t, uint64(1), r.Drops()[DropBadReplica])
 }
 
 func TestOnPrepare_MalformedBatchesAreDropped(t *testing.T) {

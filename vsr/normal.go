@@ -110,19 +110,14 @@ func (r *Replica) sendHeartbeats() {
 // op order: a Prepare past a gap triggers state transfer, never a hole, which
 // is what makes PrepareOK(v, n) mean "I hold every op up to n".
 func (r *Replica) onPrepare(m *messages.Prepare) {
-	if r.status == StatusRecovering || m.View < r.viewNumber {
-		return // An old view's Prepare is ignored.
-	}
-	if int(m.Replica) != r.primaryOf(m.View) || len(m.Entries) == 0 ||
-		!consecutive(m.Entries, m.Entries[0].GetOpNumber(), r.cfg.MaxBatch) || m.Entries[0].OpNumber == 0 {
+	if len(m.Entries) == 0 || m.Entries[0].GetOpNumber() == 0 ||
+		!consecutive(m.Entries, m.Entries[0].GetOpNumber(), r.cfg.MaxBatch) {
 		r.drop(DropMalformed)
 		return
 	}
-	if m.View > r.viewNumber || r.status != StatusNormal {
-		r.joinStartedView(m.View)
+	if !r.fromPrimary(m.View, m.Replica) {
 		return
 	}
-	r.resetInactivity()
 	first := m.Entries[0].OpNumber
 	if first > r.opNumber()+1 {
 		if r.buggy(BugAcceptGap) {
@@ -170,20 +165,34 @@ func (r *Replica) maybeCommit() {
 	}
 }
 
-// onCommit handles the primary's heartbeat at a backup.
-func (r *Replica) onCommit(m *messages.Commit) {
-	if r.status == StatusRecovering || m.View < r.viewNumber {
-		return
+// fromPrimary is the opening that every message a backup takes from its
+// primary shares (Prepare, Commit, ConfirmView), and reports whether the
+// handler goes on. A recovering replica answers nothing; a message of an
+// older view is ignored; one that does not come from its view's primary is
+// dropped; one from a view this replica is not normal in means that view has
+// started without it, so it fetches the view's log first. Otherwise the
+// primary is alive, and the inactivity timer starts over.
+func (r *Replica) fromPrimary(view uint64, sender uint32) bool {
+	if r.status == StatusRecovering || view < r.viewNumber {
+		return false
 	}
-	if int(m.Replica) != r.primaryOf(m.View) {
+	if int(sender) != r.primaryOf(view) {
 		r.drop(DropBadReplica)
-		return
+		return false
 	}
-	if m.View > r.viewNumber || r.status != StatusNormal {
-		r.joinStartedView(m.View)
-		return
+	if view > r.viewNumber || r.status != StatusNormal {
+		r.joinStartedView(view)
+		return false
 	}
 	r.resetInactivity()
+	return true
+}
+
+// onCommit handles the primary's heartbeat at a backup.
+func (r *Replica) onCommit(m *messages.Commit) {
+	if !r.fromPrimary(m.View, m.Replica) {
+		return
+	}
 	if m.CommitNumber > r.opNumber() {
 		r.requestState() // The Prepares for those ops were lost.
 	}

@@ -106,18 +106,9 @@ func (r *Replica) resendConfirmView() {
 // onConfirmView answers the primary of this replica's view, if this replica
 // is still normal in it. It also counts as hearing from the primary.
 func (r *Replica) onConfirmView(m *messages.ConfirmView) {
-	if r.status == StatusRecovering || m.View < r.viewNumber {
+	if !r.fromPrimary(m.View, m.Replica) {
 		return
 	}
-	if int(m.Replica) != r.primaryOf(m.View) {
-		r.drop(DropBadReplica)
-		return
-	}
-	if m.View > r.viewNumber || r.status != StatusNormal {
-		r.joinStartedView(m.View)
-		return
-	}
-	r.resetInactivity()
 	r.send(int(m.Replica), &messages.ConfirmViewOK{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
 		Round: m.Round, Replica: uint32(r.index)})
 }
