@@ -48,10 +48,41 @@ type replicaMessage interface {
 	GetReplica() uint32
 }
 
+// maxNumber bounds every view, op and commit number a message may carry. A
+// group would need 2^62 view changes or ops to reach it; a message past it is
+// forged or corrupt, and taking it could wrap a number around to zero.
+const maxNumber = 1 << 62
+
+// Each message has some of these.
+type (
+	hasView   interface{ GetView() uint64 }
+	hasOp     interface{ GetOpNumber() uint64 }
+	hasCommit interface{ GetCommitNumber() uint64 }
+)
+
+// inRange reports whether every view, op and commit number of m is at most
+// maxNumber.
+func inRange(m any) bool {
+	if v, ok := m.(hasView); ok && v.GetView() > maxNumber {
+		return false
+	}
+	if v, ok := m.(hasOp); ok && v.GetOpNumber() > maxNumber {
+		return false
+	}
+	if v, ok := m.(hasCommit); ok && v.GetCommitNumber() > maxNumber {
+		return false
+	}
+	return true
+}
+
 // admit checks what every message must satisfy before its handler runs: it
 // belongs to this cluster, and its sender is another member of it.
 func (r *Replica) admit(m proto.Message) bool {
 	if m == nil || !m.ProtoReflect().IsValid() { // nil, or a typed nil pointer
+		r.drop(DropMalformed)
+		return false
+	}
+	if !inRange(m) {
 		r.drop(DropMalformed)
 		return false
 	}
@@ -79,13 +110,14 @@ func (r *Replica) admit(m proto.Message) bool {
 }
 
 // consecutive reports whether entries hold consecutive op numbers starting at
-// first, none of them nil, and at most max of them (max < 0: no limit).
+// first, at most max of them (max < 0: no limit), each a well-formed request
+// (a client ID and a request number, as onRequest demands of a client).
 func consecutive(entries []*messages.Entry, first uint64, max int) bool {
 	if max >= 0 && len(entries) > max {
 		return false
 	}
 	for k, e := range entries {
-		if e == nil || e.OpNumber != first+uint64(k) {
+		if e == nil || e.OpNumber != first+uint64(k) || e.ClientId == 0 || e.RequestNumber == 0 {
 			return false
 		}
 	}

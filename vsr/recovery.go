@@ -68,8 +68,7 @@ func (r *Replica) onRecoveryResponse(m *messages.RecoveryResponse) {
 		return
 	}
 	if m.FromPrimary && (int(m.Replica) != r.primaryOf(m.View) ||
-		!wholeLog(m.Log, m.OpNumber, m.CommitNumber) ||
-		(m.Snapshot != nil && m.Snapshot.CommitNumber > m.CommitNumber)) {
+		!wholeLog(m.Log, m.OpNumber, m.CommitNumber) || !validSnapshot(m.Snapshot, m.CommitNumber)) {
 		r.drop(DropMalformed)
 		return
 	}
@@ -88,6 +87,23 @@ func (r *Replica) onRecoveryResponse(m *messages.RecoveryResponse) {
 		return // Wait for the primary of the latest view.
 	}
 	r.recover(p)
+}
+
+// validSnapshot reports whether s (if any) is at most commit and holds only
+// well-formed client-table rows.
+func validSnapshot(s *messages.Snapshot, commit uint64) bool {
+	if s == nil {
+		return true
+	}
+	if s.CommitNumber > commit {
+		return false
+	}
+	for _, row := range s.ClientTable {
+		if row == nil || row.ClientId == 0 || row.RequestNumber == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // recover adopts the state of the latest view's primary.

@@ -160,6 +160,15 @@ func (r *Replica) recordDoViewChange(m *messages.DoViewChange) {
 // and sends StartView with the new commit number so backups execute them too.
 func (r *Replica) startView() {
 	best := chooseLog(r.viewChange.doViewChanges, r.buggy(BugLogByOpNumber))
+	if best.OpNumber < r.commitNumber {
+		// The chosen log ends before an op this replica knows is committed:
+		// no honest set of f+1 DoViewChanges does that (a committed op is in
+		// the log of every replica normal in a later view), so one is
+		// forged or corrupt. Drop it and wait for another.
+		r.drop(DropMalformed)
+		delete(r.viewChange.doViewChanges, int(best.Replica))
+		return
+	}
 	commit := r.commitNumber
 	for _, m := range r.viewChange.doViewChanges {
 		commit = max(commit, m.CommitNumber)
