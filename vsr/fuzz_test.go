@@ -18,9 +18,27 @@ package vsr
 // is replayed by plain `go test`. Set VSR_FUZZ_TRACE=1 to log every command
 // of FuzzStep when replaying one input with -run 'FuzzStep/<file>' -v.
 //
-// Bugs the fuzzers found are kept out of their way by the fzSkip constants
-// (each with a TODO naming the bug, a reproduction and its corpus file), so
-// that fuzzing can go on; set one to false to see its bug again.
+// Defects the fuzzers found, fixed in the core; their inputs stay in the corpus
+// as regressions:
+//
+//   - Zero request number: an entry (Prepare, StartView, DoViewChange,
+//     NewState, RecoveryResponse) or snapshot client-table row with request
+//     number 0 was taken and executed, recording a session numbered 0 and
+//     breaking CheckInvariants; entries and rows now need a non-zero client ID
+//     and request number. FuzzDecode/ac3741b21ebda499 (an entry; a seed of
+//     FuzzDecode has the snapshot row).
+//   - View overflow: a replica adopted a forged view 2^64-1 and its election
+//     timeout wrapped it to view 0 (the view went backwards); admit now drops
+//     any view, op or commit number above 2^62 as DropMalformed.
+//     FuzzStep/a608cd5a0bf3a76b.
+//   - Short DoViewChange: a new primary adopted a chosen (forged) DoViewChange
+//     whose log ended before its own commit number, leaving commit > op;
+//     startView now drops such a DoViewChange. FuzzStep/d8721c12a21ae093
+//     (which admit now stops earlier, on a commit number of 2^64-1; a seed of
+//     FuzzStep reaches startView's check with numbers in range).
+//   - NewState op overflow: a NewState with op number 2^64-1 and no entries
+//     wrapped its first op to 0 and adoptNewState panicked slicing the log;
+//     admit now drops it (op number above 2^62). FuzzStep/b526d35cc518ebae.
 
 import (
 	"encoding/binary"
@@ -162,7 +180,10 @@ var fzFixtures = []fzFixture{
 	{"replica 2 changing to view 1 after a timeout, ops 1..3, commit 1", func(t *testing.T) *Replica {
 		r := fzReplica(t, 0, 3, 2, 4, false)
 		fzStep(t, "fixture", r, &messages.Prepare{View: 0, Replica: 0, CommitNumber: 1, Entries: fzLog(1, 3, 0)})
-		for r.status == StatusNormal {
+		for k := 0; r.status == StatusNormal; k++ {
+			if k > 10*DefaultInactivityTicks {
+				t.Fatal("fixture: a backup without a primary never started a view change")
+			}
 			r.Tick()
 		}
 		return r
@@ -204,40 +225,6 @@ var fzFixtures = []fzFixture{
 	}},
 }
 
-// fzSkipZeroRequestNumber keeps the fuzzers away from a bug they found, so
-// that they can look for others.
-//
-// TODO(bug: zero request number): a log entry, or a snapshot's client-table
-// row, with request number 0 is accepted from a peer (Prepare, StartView,
-// DoViewChange, NewState, RecoveryResponse: consecutive and wholeLog check op
-// numbers only); executing the entry records a client session numbered 0, and
-// CheckInvariants then fails with "client c has an executed request numbered
-// 0". Reproduction: replica 1 of 3, new (normal in view 0, empty log), steps
-// Prepare{view 0, replica 0, commit 1, entries [{op 1, client 5, request 0}]}.
-// Corpus: testdata/fuzz/FuzzDecode/ac3741b21ebda499. Set this to false once
-// the core validates entries.
-const fzSkipZeroRequestNumber = false
-
-// fzHasZeroRequestNumber reports whether m carries an entry or a client-table
-// row with request number 0 (see fzSkipZeroRequestNumber).
-func fzHasZeroRequestNumber(m proto.Message) bool {
-	if es := fzEntriesOf(m); es != nil {
-		for _, e := range *es {
-			if e != nil && e.RequestNumber == 0 {
-				return true
-			}
-		}
-	}
-	if rr, ok := m.(*messages.RecoveryResponse); ok && rr.Snapshot != nil {
-		for _, row := range rr.Snapshot.ClientTable {
-			if row != nil && row.RequestNumber == 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func fzMarshal(m proto.Message) []byte {
 	b, err := proto.Marshal(m)
 	if err != nil {
@@ -266,6 +253,10 @@ func FuzzDecode(f *testing.F) {
 		&messages.Recovery{Replica: 1, Nonce: 42},
 		&messages.RecoveryResponse{View: 0, Replica: 0, FromPrimary: true, Log: fzLog(1, 2, 0), OpNumber: 2, CommitNumber: 1,
 			Snapshot: &messages.Snapshot{CommitNumber: 1, ClientTable: []*messages.ClientSession{{ClientId: 101, RequestNumber: 1}}}},
+		// A client-table row without a request number (a defect found by
+		// FuzzDecode: the core now drops the response).
+		&messages.RecoveryResponse{View: 0, Replica: 0, FromPrimary: true, Log: fzLog(1, 2, 0), OpNumber: 2, CommitNumber: 1,
+			Snapshot: &messages.Snapshot{CommitNumber: 1, ClientTable: []*messages.ClientSession{{ClientId: 101, RequestNumber: 0}}}},
 		&messages.GetState{View: 0, OpNumber: 1, Replica: 2},
 		&messages.NewState{View: 2, Replica: 2, Entries: fzLog(2, 4, 0), OpNumber: 4, CommitNumber: 3},
 		&messages.NewState{View: 1, Replica: 1, Entries: fzLog(4, 5, 0), OpNumber: 5, CommitNumber: 5},
@@ -288,12 +279,6 @@ func FuzzDecode(f *testing.F) {
 			}
 			if _, err := proto.Marshal(m); err != nil {
 				t.Fatalf("%T decoded but does not encode again: %v", m, err)
-			}
-			if fzSkipZeroRequestNumber && fzHasZeroRequestNumber(m) { // TODO(bug: zero request number)
-				continue
-			}
-			if fzSkipNewStateOpOverflow && fzHasNewStateOpOverflow(m) { // TODO(bug: NewState op overflow)
-				continue
 			}
 			if reply, ok := m.(*messages.Reply); ok {
 				fzClientStep(t, reply)
@@ -629,74 +614,10 @@ func (c *fzCluster) drain(k, cut int) {
 	}
 }
 
-// fzSkipShortDoViewChange keeps FuzzStep away from a bug it found, so that
-// it can look for others.
-//
-// TODO(bug: short DoViewChange): startView adopts the chosen DoViewChange's
-// log without checking it against its own commit number (onStartView and
-// adoptNewState both do check), so a new primary whose commit number is
-// larger than the chosen log ends up with commit > op (CheckInvariants:
-// "commit number 2 past op number 0"), and later appends would reuse op
-// numbers it has executed. Only forged traffic gets there: a DoViewChange
-// from a correct replica with a later last normal view holds every committed
-// op. Reproduction: replica 0 of 3, new; Request from clients 1 and 2 (ops 1,
-// 2); PrepareOK{view 0, op 2, replica 1} (commit 2);
-// StartViewChange{view 3, replica 1} (view change to 3, whose primary is 0;
-// it records its own DoViewChange); DoViewChange{view 3, replica 2, last
-// normal view 2, empty log, op 0, commit 0}: it starts view 3 with an empty
-// log and commit number 2. Corpus: testdata/fuzz/FuzzStep/d8721c12a21ae093
-// (n = 5: replica 3 believes a forged Prepare of op 1 with commit number
-// 2^64-1 and commits op 1; it becomes the primary of view 3 on DoViewChanges,
-// sent by replicas that took in forged traffic, with last normal view 2 and
-// empty logs). Set this to false once startView refuses (or drops) such a
-// log.
-const fzSkipShortDoViewChange = false
-
-// fzSkipNewStateOpOverflow keeps the fuzzers away from a bug FuzzStep found,
-// so that they can look for others.
-//
-// TODO(bug: NewState op overflow): onNewState computes the first op of the
-// entries as m.OpNumber + 1 - len(m.Entries); for op number 2^64-1 and no
-// entries that wraps to 0, passes every check, and adoptNewState then slices
-// r.log[:first-1] = r.log[:2^64-1]: the replica panics ("slice bounds out of
-// range [:18446744073709551615]"). Any replica in view-change status gets
-// there, syncing or not. Reproduction: replica 1 of 3, new, steps
-// Commit{view 2, replica 2} (it joins view 2, syncing), then
-// NewState{view 2, replica 2, op 2^64-1, no entries, commit 0}. Corpus:
-// testdata/fuzz/FuzzStep/b526d35cc518ebae. Set this to false once
-// onNewState refuses that op number.
-const fzSkipNewStateOpOverflow = false
-
-// fzHasNewStateOpOverflow reports whether m is a NewState whose op number
-// triggers that bug.
-func fzHasNewStateOpOverflow(m proto.Message) bool {
-	ns, ok := m.(*messages.NewState)
-	return ok && ns.ProtoReflect().IsValid() && ns.OpNumber == math.MaxUint64
-}
-
-// skip reports whether p belongs to a class of input that triggers a bug
-// already reported (see the fzSkip constants); such a packet is lost.
-func (c *fzCluster) skip(p fzPacket) bool {
-	r := c.replicas[p.to]
-	if fzSkipNewStateOpOverflow && p.forged && fzHasNewStateOpOverflow(p.msg) { // TODO(bug: NewState op overflow)
-		return true
-	}
-	if m, ok := p.msg.(*messages.DoViewChange); ok && fzSkipShortDoViewChange && // TODO(bug: short DoViewChange)
-		(p.forged || c.tainted[p.to]) && m.ProtoReflect().IsValid() &&
-		r.primaryOf(m.View) == r.index && min(m.OpNumber, uint64(len(m.Log))) < r.commitNumber {
-		return true
-	}
-	return false
-}
-
 // deliver steps p's message into its receiver, checking the output.
 func (c *fzCluster) deliver(p fzPacket, how string) {
 	i := p.to
 	r := c.replicas[i]
-	if c.skip(p) {
-		c.logf("skip (known bug) %s %d->%d %s", how, p.from, i, fzShow(p.msg))
-		return
-	}
 	c.logf("%s %d->%d forged=%v %s [to %s]", how, p.from, i, p.forged, fzShow(p.msg), fzState(r))
 	drops := r.Drops().Total()
 	out := fzStep(c.t, fmt.Sprintf("command %d (%s)", c.cmd, how), r, p.msg)
@@ -884,7 +805,8 @@ func (c *fzCluster) restart(i int) {
 func (c *fzCluster) small() uint64 { return uint64(c.byte() % 4) }
 
 func (c *fzCluster) value(r *Replica) uint64 {
-	switch b := c.byte(); b % 16 {
+	b := c.byte()
+	switch b % 16 {
 	case 0:
 		return 0
 	case 1:
@@ -913,6 +835,13 @@ func (c *fzCluster) value(r *Replica) uint64 {
 		return r.opNumber() - min(r.opNumber(), 1+c.small())
 	case 14:
 		return r.viewNumber - min(r.viewNumber, 1+c.small())
+	}
+	// b%16 == 15: around the largest number admit takes (2^62), or 2^32.
+	switch b >> 4 {
+	case 1, 2, 3:
+		return 1<<62 - 2 + uint64(b>>4) // 2^62-1, 2^62, 2^62+1
+	case 4:
+		return 1 << 63
 	default:
 		return 1 << 32
 	}
@@ -927,31 +856,7 @@ func (c *fzCluster) view(r *Replica) uint64 {
 	case 6:
 		return r.viewNumber - min(r.viewNumber, 1)
 	}
-	return fzView(c.value(r))
-}
-
-// fzSkipViewOverflow keeps FuzzStep away from a bug it found, so that it can
-// look for others.
-//
-// TODO(bug: view overflow): a replica adopts any view number a peer names,
-// up to 2^64-1, and its election timeout then moves it to viewNumber+1, which
-// wraps to 0: the view goes backwards (CheckInvariants: "went backwards: view
-// 18446744073709551615 -> 0"). Reproduction: replica 1 of 3, new, steps
-// Commit{view 2^64-1, replica 0} (0 is the primary of 2^64-1 for n = 3) or
-// StartViewChange{view 2^64-1, replica 2}; it moves to view 2^64-1 in
-// view-change status, and ViewChangeTicks ticks later to view 0. Corpus:
-// testdata/fuzz/FuzzStep/a608cd5a0bf3a76b (n = 5: Commit{view 2^64-1,
-// replica 0} to replica 3, then ticks). Set this to false once the core
-// refuses views it cannot move past.
-const fzSkipViewOverflow = false
-
-// fzView keeps a forged view number below 2^62 while fzSkipViewOverflow is
-// set.
-func fzView(v uint64) uint64 {
-	if fzSkipViewOverflow { // TODO(bug: view overflow)
-		return v &^ (3 << 62)
-	}
-	return v
+	return c.value(r)
 }
 
 func (c *fzCluster) cluster() uint64 {
@@ -1041,9 +946,6 @@ func (c *fzCluster) corrupt(r *Replica, es []*messages.Entry) {
 		e.OpNumber = c.value(r)
 	case 2:
 		e.RequestNumber = 0
-		if fzSkipZeroRequestNumber { // TODO(bug: zero request number)
-			e.RequestNumber = 1 << 40
-		}
 	case 3:
 		e.ClientId = 0
 	case 4:
@@ -1127,11 +1029,7 @@ func (c *fzCluster) snapshot(r *Replica, commit uint64) *messages.Snapshot {
 		s.CommitNumber = commit
 	case 3:
 		s.CommitNumber = c.value(r)
-		row := &messages.ClientSession{ClientId: uint64(b), RequestNumber: c.value(r)}
-		if fzSkipZeroRequestNumber && row.RequestNumber == 0 { // TODO(bug: zero request number)
-			row.RequestNumber = 1
-		}
-		s.ClientTable = append(s.ClientTable, row)
+		s.ClientTable = append(s.ClientTable, &messages.ClientSession{ClientId: uint64(b), RequestNumber: c.value(r)})
 	}
 	return s
 }
@@ -1171,7 +1069,7 @@ func (c *fzCluster) forge(r *Replica) proto.Message {
 	case 6:
 		return &messages.Recovery{ClusterId: c.cluster(), Replica: c.sender(r, 0), Nonce: c.value(r)}
 	case 7:
-		v := fzView(c.value(r))
+		v := c.value(r)
 		m := &messages.RecoveryResponse{ClusterId: c.cluster(), View: v, Nonce: c.nonce(r), Replica: c.sender(r, v)}
 		if c.byte()%4 != 0 {
 			m.FromPrimary = true
@@ -1245,8 +1143,6 @@ func (c *fzCluster) mutate(r *Replica, m proto.Message) {
 		default:
 			c.corrupt(r, *es)
 		}
-	case fd.Kind() == protoreflect.Uint64Kind && fd.Name() == "view":
-		pm.Set(fd, protoreflect.ValueOfUint64(fzView(c.value(r))))
 	case fd.Kind() == protoreflect.Uint64Kind:
 		pm.Set(fd, protoreflect.ValueOfUint64(c.value(r)))
 	case fd.Kind() == protoreflect.Uint32Kind:
@@ -1328,6 +1224,15 @@ func FuzzStep(f *testing.F) {
 	f.Add(fzProgram(0, put(0, 0), drain, []byte{fzForge, 1, 0, 0, 1, 1, 1, 0, 1, 2, 0, 0, 7}, drain))
 	f.Add(fzProgram(0, put(0, 0), drain, []byte{fzForge, 2, 0, 1, 1, 8, 7, 50, 0, 0, 0, 7}, drain))
 	f.Add(fzProgram(0, put(0, 0), drain, []byte{fzForge, 1, 9, 1, 1, 0, 1, 0, 0, 0, 7, 0, 5}, drain))
+	// The short DoViewChange with numbers in range (its corpus file
+	// d8721c12a21ae093 now stops at admit, on commit number 2^64-1): replica
+	// 0 commits ops 1 and 2, a forged StartViewChange{view 3, replica 1}
+	// makes it the new primary with its own DoViewChange, and a forged
+	// DoViewChange{view 3, replica 2, last normal view 2, empty log} is
+	// chosen; startView must drop it rather than start with commit > op.
+	f.Add(fzProgram(0, put(0, 0), put(0, 1), drain,
+		[]byte{fzForge, 0, 3, 7, 0x31, 2, 11},
+		[]byte{fzForge, 0, 4, 7, 0x31, 2, 19, 0x21, 2, 0, 0}, drain))
 	// Corrupted and misdirected real messages.
 	f.Add(fzProgram(0, put(0, 0), []byte{fzMutate, 0, 3, 6}, drain, put(0, 1), []byte{fzMisdirect, 1, 2}, drain))
 	// Out-of-order delivery and duplicates.
