@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -101,12 +100,7 @@ func TestPartitionIsolatingThePrimaryInNetworkNamespaces(t *testing.T) {
 	defer c.Close()
 	waitFor(t, "a primary", 20*time.Second, func() bool { return primaryOf(c.Status(time.Second)) >= 0 })
 
-	w := &workload{start: time.Now()}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.run(ctx, c.Client, 6, 3); close(done) }()
-	time.Sleep(time.Second)
-
+	w, stop := startWorkload(t, c)
 	p := primaryOf(c.Status(time.Second))
 	require.GreaterOrEqual(t, p, 0)
 	setLink(t, p, false)
@@ -116,13 +110,11 @@ func TestPartitionIsolatingThePrimaryInNetworkNamespaces(t *testing.T) {
 		return q >= 0 && q != p
 	})
 	t.Logf("majority elected a new primary within %s of the partition", time.Since(cutAt).Round(time.Millisecond))
-	before := w.ok.Load()
-	waitFor(t, "writes on the majority side", 20*time.Second, func() bool { return w.ok.Load() > before+20 })
+	w.await(t, "operations on the majority side", 20)
 
 	setLink(t, p, true)
-	time.Sleep(time.Second)
-	cancel()
-	<-done
+	w.await(t, "operations after healing", 100)
+	stop()
 	waitFor(t, "the replicas to converge after healing", 30*time.Second, func() bool { return converged(c.Status(time.Second)) })
 	w.check(t)
 }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -137,28 +136,25 @@ func TestProcessesSurviveKill9OfThePrimary(t *testing.T) {
 	defer c.Close()
 	waitFor(t, "a primary", 15*time.Second, func() bool { return primaryOf(c.Status(time.Second)) >= 0 })
 
-	w := &workload{start: time.Now()}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.run(ctx, c.Client, 6, 3); close(done) }()
-
-	time.Sleep(time.Second)
+	w, stop := startWorkload(t, c)
 	p := primaryOf(c.Status(time.Second))
 	require.GreaterOrEqual(t, p, 0)
-	before := w.ok.Load()
 	procs[p].kill9()
 	killed := time.Now()
 	waitFor(t, "another primary", 20*time.Second, func() bool {
 		q := primaryOf(c.Status(500 * time.Millisecond))
 		return q >= 0 && q != p
 	})
-	waitFor(t, "writes after the kill", 20*time.Second, func() bool { return w.ok.Load() > before+20 })
+	w.await(t, "operations after the kill", 20)
 	t.Logf("new primary within %s of kill -9", time.Since(killed).Round(time.Millisecond))
 
 	procs[p] = startNodeProc(t, nil, replicas, p, filepath.Join(dir, fmt.Sprint(p)))
-	time.Sleep(time.Second)
-	cancel()
-	<-done
+	waitFor(t, "the restarted node to recover", 20*time.Second, func() bool {
+		s := c.Status(time.Second)[p]
+		return s != nil && s.Status == "normal"
+	})
+	w.await(t, "operations after the restart", 100)
+	stop()
 	waitFor(t, "the replicas to converge", 20*time.Second, func() bool { return converged(c.Status(time.Second)) })
 	require.Contains(t, procs[p].out.String(), "recovering from its peers", "the restarted node ran recovery")
 	w.check(t)

@@ -121,3 +121,28 @@ func converged(st []*actors.StatusReply) bool {
 	}
 	return true
 }
+
+// startWorkload starts six clients on three keys against c and returns once
+// they have completed some operations; stop ends them and waits.
+func startWorkload(t *testing.T, c *Client) (w *workload, stop func()) {
+	t.Helper()
+	w = &workload{start: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.run(ctx, c.Client, 6, 3); close(done) }()
+	w.await(t, "the workload to get going", 100)
+	return w, func() { cancel(); <-done }
+}
+
+// await waits until n more operations than now have completed.
+func (w *workload) await(t *testing.T, what string, n int64) {
+	t.Helper()
+	target := w.ok.Load() + n
+	deadline := time.Now().Add(20 * time.Second)
+	for w.ok.Load() < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
