@@ -19,7 +19,7 @@ func TestSimulatorCatchesEveryInjectedBug(t *testing.T) {
 				o := DefaultOptions(seed)
 				o.Bugs = b.Bug
 				if r := Run(o); r.Violation != nil {
-					t.Logf("caught at seed %d: %v", seed, firstLine(r.Violation.Error()))
+					t.Logf("%s caught at seed %d: %v", b.Name, seed, firstLine(r.Violation.Error()))
 					return
 				}
 			}

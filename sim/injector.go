@@ -44,6 +44,26 @@ func (inj *injector) step() {
 	if c.f > 0 && c.rng.Float64() < inj.mix.Crash && c.down() < c.f {
 		inj.crash()
 	}
+	if c.n > 1 && c.rng.Float64() < inj.mix.Partition {
+		inj.hint()
+	}
+}
+
+// hint gives a replica a membership hint that some replica is down, true or
+// not, as a transport that lost (or wrongly thinks it lost) a connection
+// would. Hints must never decide safety: a wrong one costs a view change.
+func (inj *injector) hint() {
+	c := inj.c
+	i, j := c.rng.IntN(c.n), c.rng.IntN(c.n)
+	if r := c.replicas[i]; r != nil && !c.paused[i] {
+		truth := "false"
+		if c.replicas[j] == nil {
+			truth = "true"
+		}
+		c.stats.Faults["hint-"+truth]++
+		c.trace.add(event{tick: c.now, what: "hint", note: fmt.Sprintf("r%d told r%d is down (%s)", i, j, truth)})
+		c.process(i, r.SuspectDown(j))
+	}
 }
 
 // crash stops a live replica, the primary more often than the others.
