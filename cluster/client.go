@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -83,14 +81,4 @@ func (c *Client) Close() {
 	c.Client.Close()
 	c.remote.Shutdown(false)
 	c.system.Shutdown()
-}
-
-// freePort asks the kernel for a free TCP port on host.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("vsr: no free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -159,3 +159,13 @@ func TestProcessesSurviveKill9OfThePrimary(t *testing.T) {
 	require.Contains(t, procs[p].out.String(), "recovering from its peers", "the restarted node ran recovery")
 	w.check(t)
 }
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("vsr: no free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
