@@ -119,9 +119,12 @@ func (g *Group) NewClient(sessions int) (*actors.Client, error) {
 	return actors.NewClient(g.system, actors.ClientConfig{ClusterID: g.cfg.ClusterID, Replicas: g.peers, Sessions: sessions})
 }
 
-// Status asks every replica for its status. A replica that is down is
-// reported with Down set.
-func (g *Group) Status(ctx context.Context) []ReplicaStatus {
+// Status asks every replica for its status, with a digest of its state (a
+// snapshot of the state machine: costly for a large state). A replica that
+// is down is reported with Down set.
+func (g *Group) Status(ctx context.Context) []ReplicaStatus { return g.status(ctx, true) }
+
+func (g *Group) status(ctx context.Context, withDigest bool) []ReplicaStatus {
 	out := make([]ReplicaStatus, len(g.peers))
 	futures := make([]*actor.Future, len(g.peers))
 	timeout := 2 * time.Second
@@ -129,7 +132,7 @@ func (g *Group) Status(ctx context.Context) []ReplicaStatus {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
 	for i, pid := range g.peers {
-		futures[i] = g.system.Root.RequestFuture(pid, &actors.StatusQuery{WithDigest: true}, timeout)
+		futures[i] = g.system.Root.RequestFuture(pid, &actors.StatusQuery{WithDigest: withDigest}, timeout)
 	}
 	for i, f := range futures {
 		res, err := f.Result()
@@ -153,7 +156,7 @@ type ReplicaStatus struct {
 // highest view, or -1 if there is none right now.
 func (g *Group) Primary(ctx context.Context) int {
 	best, view := -1, uint64(0)
-	for _, s := range g.Status(ctx) {
+	for _, s := range g.status(ctx, false) {
 		if !s.Down && s.Status == vsr.StatusNormal && s.Primary == s.Replica && (best < 0 || s.View > view) {
 			best, view = s.Replica, s.View
 		}
