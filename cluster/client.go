@@ -42,11 +42,7 @@ func NewClient(c Config, opts ClientOptions) (*Client, error) {
 	if opts.Bind == "" {
 		opts.Bind = "127.0.0.1:0"
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	system, _ := actors.NewActorSystem(opts.Logger)
 	r, err := startRemote(system, opts.Bind, "", c.TLS)
 	if err != nil {
 		return nil, err

@@ -96,11 +96,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	system, logger := actors.NewActorSystem(cfg.Logger)
 	listen := cfg.Listen
 	if listen == "" {
 		listen = cfg.Replicas[cfg.Index]

@@ -3,13 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vsrgo/vsr/actors"
@@ -43,9 +41,7 @@ func startNodes(t *testing.T, n int, tls *TLSFiles, certFor func(i int) *TLSFile
 // names replica 1.
 func intrude(t *testing.T, cfg Config, tls *TLSFiles, forge bool, msgs ...*messages.StartViewChange) {
 	t.Helper()
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
+	system, _ := actors.NewActorSystem(nil)
 	r, err := startRemote(system, "127.0.0.1:0", "", tls)
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Shutdown(false); system.Shutdown() }) // alive until the test has looked

@@ -16,7 +16,7 @@ type injector struct {
 	partitions []func()
 }
 
-func newInjector(c *Cluster, _ Faults) *injector {
+func newInjector(c *Cluster) *injector {
 	inj := &injector{c: c, mix: c.faults, restartAt: map[int]int{}}
 	inj.partitions = []func(){inj.symmetric, inj.asymmetric, inj.isolatePrimary, inj.minorityMajority}
 	return inj

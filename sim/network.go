@@ -95,15 +95,3 @@ func (nw *network) heal() {
 
 // cut removes the link from a to b.
 func (nw *network) cut(a, b int) { nw.links[a][b] = false }
-
-// partitioned reports whether any link is cut.
-func (nw *network) partitioned() bool {
-	for a := range nw.links {
-		for b := range nw.links[a] {
-			if !nw.links[a][b] {
-				return true
-			}
-		}
-	}
-	return false
-}

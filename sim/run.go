@@ -122,7 +122,7 @@ func Run(o Options) (res Result) {
 			res.linearization = &info
 		}
 	}()
-	inj := newInjector(c, o.Faults)
+	inj := newInjector(c)
 	for c.now < o.Ticks && c.violation == nil {
 		inj.step()
 		c.tick()

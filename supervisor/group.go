@@ -70,11 +70,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	if err := core.Validate(); err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	system, logger := actors.NewActorSystem(cfg.Logger)
 	g := &Group{cfg: cfg, system: system}
 	supName := cfg.Name + "-supervisor"
 	for i := 0; i < cfg.Replicas; i++ {

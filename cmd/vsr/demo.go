@@ -75,16 +75,7 @@ func (d *demo) say(format string, args ...any) {
 func (d *demo) printEvents(done chan struct{}) {
 	defer close(done)
 	for e := range d.events {
-		switch {
-		case e.Restarted:
-			d.say("replica %d restarted without its state: recovering from its peers", e.Replica)
-		case e.Status == vsr.StatusNormal && e.Primary:
-			d.say("replica %d is the primary of view %d", e.Replica, e.View)
-		case e.Status == vsr.StatusNormal:
-			d.say("replica %d is a backup in view %d", e.Replica, e.View)
-		case e.Status == vsr.StatusViewChange:
-			d.say("replica %d starts a view change to view %d", e.Replica, e.View)
-		}
+		d.say("%s", describeEvent(e))
 	}
 }
 
