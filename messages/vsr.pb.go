@@ -96,6 +96,15 @@ const (
 	ReplyError_REPLY_ERROR_NOT_READ_ONLY ReplyError = 1
 	// The request is malformed (no client ID, no request number, empty op).
 	ReplyError_REPLY_ERROR_INVALID_REQUEST ReplyError = 2
+	// The primary's pipeline of uncommitted ops is full: retry later. Nothing
+	// was added to the log.
+	ReplyError_REPLY_ERROR_BUSY ReplyError = 3
+	// The request (or its result) is larger than the group's message bound.
+	ReplyError_REPLY_ERROR_TOO_LARGE ReplyError = 4
+	// The client has no session: it never registered, or its session was
+	// idle so long that it was removed. The request was not executed now; an
+	// earlier copy of it may have been, before the session expired.
+	ReplyError_REPLY_ERROR_SESSION_EXPIRED ReplyError = 5
 )
 
 // Enum value maps for ReplyError.
@@ -104,11 +113,17 @@ var (
 		0: "REPLY_ERROR_NONE",
 		1: "REPLY_ERROR_NOT_READ_ONLY",
 		2: "REPLY_ERROR_INVALID_REQUEST",
+		3: "REPLY_ERROR_BUSY",
+		4: "REPLY_ERROR_TOO_LARGE",
+		5: "REPLY_ERROR_SESSION_EXPIRED",
 	}
 	ReplyError_value = map[string]int32{
 		"REPLY_ERROR_NONE":            0,
 		"REPLY_ERROR_NOT_READ_ONLY":   1,
 		"REPLY_ERROR_INVALID_REQUEST": 2,
+		"REPLY_ERROR_BUSY":            3,
+		"REPLY_ERROR_TOO_LARGE":       4,
+		"REPLY_ERROR_SESSION_EXPIRED": 5,
 	}
 )
 
@@ -205,6 +220,13 @@ type Request struct {
 	Operation     []byte                 `protobuf:"bytes,4,opt,name=operation,proto3" json:"operation,omitempty"`
 	ReplyTo       *ClientAddress         `protobuf:"bytes,5,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	ReadMode      ReadMode               `protobuf:"varint,6,opt,name=read_mode,json=readMode,proto3,enum=vsr.ReadMode" json:"read_mode,omitempty"`
+	// Register opens the client's session: it goes through the log like any
+	// write, executes nothing in the state machine, and creates the client's
+	// row in every replica's client table. A request from a client without a
+	// session (it never registered, or its session expired) is refused with
+	// REPLY_ERROR_SESSION_EXPIRED and never executed: only a session
+	// remembers which requests already ran.
+	Register      bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +301,13 @@ func (x *Request) GetReadMode() ReadMode {
 		return x.ReadMode
 	}
 	return ReadMode_READ_MODE_LOG
+}
+
+func (x *Request) GetRegister() bool {
+	if x != nil {
+		return x.Register
+	}
+	return false
 }
 
 // Reply is <REPLY v, s, x> in the paper. Only the primary sends a reply to a
@@ -389,6 +418,8 @@ type Entry struct {
 	RequestNumber uint64         `protobuf:"varint,4,opt,name=request_number,json=requestNumber,proto3" json:"request_number,omitempty"`
 	Operation     []byte         `protobuf:"bytes,5,opt,name=operation,proto3" json:"operation,omitempty"`
 	ReplyTo       *ClientAddress `protobuf:"bytes,6,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// Register is set for a client's registration (see Request.register).
+	Register      bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,6 +494,13 @@ func (x *Entry) GetReplyTo() *ClientAddress {
 		return x.ReplyTo
 	}
 	return nil
+}
+
+func (x *Entry) GetRegister() bool {
+	if x != nil {
+		return x.Register
+	}
+	return false
 }
 
 // Prepare is <PREPARE v, m, n, k>. It carries one or more consecutive entries,
@@ -745,11 +783,15 @@ func (x *StartViewChange) GetReplica() uint32 {
 }
 
 // DoViewChange is <DOVIEWCHANGE v, l, v', n, k, i>, sent to the primary of v.
+// It carries only the sender's uncommitted suffix, the entries after
+// commit_number up to op_number: the committed prefix is the same in every
+// log, and the bounded pipeline bounds the suffix (paper section 5.3 on view
+// changes with a log suffix).
 type DoViewChange struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ClusterId      uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	View           uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Log            []*Entry               `protobuf:"bytes,3,rep,name=log,proto3" json:"log,omitempty"`
+	Entries        []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
 	LastNormalView uint64                 `protobuf:"varint,4,opt,name=last_normal_view,json=lastNormalView,proto3" json:"last_normal_view,omitempty"`
 	OpNumber       uint64                 `protobuf:"varint,5,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	CommitNumber   uint64                 `protobuf:"varint,6,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
@@ -802,9 +844,9 @@ func (x *DoViewChange) GetView() uint64 {
 	return 0
 }
 
-func (x *DoViewChange) GetLog() []*Entry {
+func (x *DoViewChange) GetEntries() []*Entry {
 	if x != nil {
-		return x.Log
+		return x.Entries
 	}
 	return nil
 }
@@ -837,12 +879,16 @@ func (x *DoViewChange) GetReplica() uint32 {
 	return 0
 }
 
-// StartView is <STARTVIEW v, l, n, k>, sent by the new primary.
+// StartView is <STARTVIEW v, l, n, k>, sent by the new primary. Its entries
+// end at op_number and start at or below commit_number + 1, so they hold the
+// whole uncommitted suffix and as much of the committed log before it as fits;
+// a backup that lacks committed ops before them fetches them by state
+// transfer.
 type StartView struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Log           []*Entry               `protobuf:"bytes,3,rep,name=log,proto3" json:"log,omitempty"`
+	Entries       []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
 	OpNumber      uint64                 `protobuf:"varint,4,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	CommitNumber  uint64                 `protobuf:"varint,5,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
 	Replica       uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
@@ -894,9 +940,9 @@ func (x *StartView) GetView() uint64 {
 	return 0
 }
 
-func (x *StartView) GetLog() []*Entry {
+func (x *StartView) GetEntries() []*Entry {
 	if x != nil {
-		return x.Log
+		return x.Entries
 	}
 	return nil
 }
@@ -985,12 +1031,14 @@ func (x *Recovery) GetNonce() uint64 {
 }
 
 // ClientSession is one row of the client table: the latest request a client
-// had executed and its reply.
+// had executed, its reply, and the op number at which it last executed
+// something (the table expires sessions by that number).
 type ClientSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      uint64                 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	RequestNumber uint64                 `protobuf:"varint,2,opt,name=request_number,json=requestNumber,proto3" json:"request_number,omitempty"`
 	Result        []byte                 `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	LastOp        uint64                 `protobuf:"varint,4,opt,name=last_op,json=lastOp,proto3" json:"last_op,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1046,31 +1094,39 @@ func (x *ClientSession) GetResult() []byte {
 	return nil
 }
 
-// Snapshot is the executed state of a replica at commit_number: the state
-// machine's own snapshot and the client table that goes with it.
-type Snapshot struct {
+func (x *ClientSession) GetLastOp() uint64 {
+	if x != nil {
+		return x.LastOp
+	}
+	return 0
+}
+
+// Checkpoint is the committed state of a replica at op_number: the state
+// machine's own snapshot and the client table that goes with it. It travels
+// encoded and cut into CheckpointChunks.
+type Checkpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	CommitNumber  uint64                 `protobuf:"varint,1,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
+	OpNumber      uint64                 `protobuf:"varint,1,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	State         []byte                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	ClientTable   []*ClientSession       `protobuf:"bytes,3,rep,name=client_table,json=clientTable,proto3" json:"client_table,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *Snapshot) Reset() {
-	*x = Snapshot{}
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
 	mi := &file_vsr_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Snapshot) String() string {
+func (x *Checkpoint) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Snapshot) ProtoMessage() {}
+func (*Checkpoint) ProtoMessage() {}
 
-func (x *Snapshot) ProtoReflect() protoreflect.Message {
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 	mi := &file_vsr_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1082,26 +1138,26 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
-func (*Snapshot) Descriptor() ([]byte, []int) {
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
 	return file_vsr_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *Snapshot) GetCommitNumber() uint64 {
+func (x *Checkpoint) GetOpNumber() uint64 {
 	if x != nil {
-		return x.CommitNumber
+		return x.OpNumber
 	}
 	return 0
 }
 
-func (x *Snapshot) GetState() []byte {
+func (x *Checkpoint) GetState() []byte {
 	if x != nil {
 		return x.State
 	}
 	return nil
 }
 
-func (x *Snapshot) GetClientTable() []*ClientSession {
+func (x *Checkpoint) GetClientTable() []*ClientSession {
 	if x != nil {
 		return x.ClientTable
 	}
@@ -1109,19 +1165,20 @@ func (x *Snapshot) GetClientTable() []*ClientSession {
 }
 
 // RecoveryResponse is <RECOVERYRESPONSE v, x, l, n, k, j>. Only the primary of
-// v fills in log, op_number, commit_number and snapshot; the snapshot of its
-// executed state lets the recovering replica skip replaying the whole log.
+// v fills in entries, op_number and commit_number; its entries are its
+// uncommitted suffix (after commit_number), and the recovering replica fetches
+// the committed state before it by state transfer, from a checkpoint and the
+// log after it.
 type RecoveryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
 	Nonce         uint64                 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	Log           []*Entry               `protobuf:"bytes,4,rep,name=log,proto3" json:"log,omitempty"`
+	Entries       []*Entry               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
 	OpNumber      uint64                 `protobuf:"varint,5,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	CommitNumber  uint64                 `protobuf:"varint,6,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
 	Replica       uint32                 `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
 	FromPrimary   bool                   `protobuf:"varint,8,opt,name=from_primary,json=fromPrimary,proto3" json:"from_primary,omitempty"`
-	Snapshot      *Snapshot              `protobuf:"bytes,9,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1177,9 +1234,9 @@ func (x *RecoveryResponse) GetNonce() uint64 {
 	return 0
 }
 
-func (x *RecoveryResponse) GetLog() []*Entry {
+func (x *RecoveryResponse) GetEntries() []*Entry {
 	if x != nil {
-		return x.Log
+		return x.Entries
 	}
 	return nil
 }
@@ -1212,20 +1269,17 @@ func (x *RecoveryResponse) GetFromPrimary() bool {
 	return false
 }
 
-func (x *RecoveryResponse) GetSnapshot() *Snapshot {
-	if x != nil {
-		return x.Snapshot
-	}
-	return nil
-}
-
-// GetState is <GETSTATE v, n, i>: "send me view v's log after op n".
+// GetState is <GETSTATE v, n, i>: "send me view v's log after op n". With
+// committed_only it asks instead for committed entries after op n, which
+// every replica that is not recovering may answer in any view and status:
+// committed entries are the same in every log.
 type GetState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
 	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	Replica       uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	CommittedOnly bool                   `protobuf:"varint,5,opt,name=committed_only,json=committedOnly,proto3" json:"committed_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1288,18 +1342,31 @@ func (x *GetState) GetReplica() uint32 {
 	return 0
 }
 
-// NewState is <NEWSTATE v, l, n, k>: view v's log after the requested op,
-// ending at op_number n, with the sender's commit number k.
+func (x *GetState) GetCommittedOnly() bool {
+	if x != nil {
+		return x.CommittedOnly
+	}
+	return false
+}
+
+// NewState is <NEWSTATE v, l, n, k>: entries of the sender's log after the
+// requested op, as many as fit in one message, with the sender's op_number n
+// and commit number k. The entries are complete when the last one is op n.
+// When the requested op lies below the sender's log (its checkpoint discarded
+// it), entries is empty and checkpoint_op_number names the checkpoint to
+// fetch first.
 type NewState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
-	OpNumber      uint64                 `protobuf:"varint,4,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	CommitNumber  uint64                 `protobuf:"varint,5,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
-	Replica       uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId          uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View               uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Entries            []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	OpNumber           uint64                 `protobuf:"varint,4,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	CommitNumber       uint64                 `protobuf:"varint,5,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
+	Replica            uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
+	CommittedOnly      bool                   `protobuf:"varint,7,opt,name=committed_only,json=committedOnly,proto3" json:"committed_only,omitempty"`
+	CheckpointOpNumber uint64                 `protobuf:"varint,8,opt,name=checkpoint_op_number,json=checkpointOpNumber,proto3" json:"checkpoint_op_number,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *NewState) Reset() {
@@ -1374,6 +1441,210 @@ func (x *NewState) GetReplica() uint32 {
 	return 0
 }
 
+func (x *NewState) GetCommittedOnly() bool {
+	if x != nil {
+		return x.CommittedOnly
+	}
+	return false
+}
+
+func (x *NewState) GetCheckpointOpNumber() uint64 {
+	if x != nil {
+		return x.CheckpointOpNumber
+	}
+	return 0
+}
+
+// GetCheckpoint asks for chunk `chunk` of the checkpoint at op_number whose
+// encoded bytes hash to digest (SHA-256).
+type GetCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Replica       uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Chunk         uint32                 `protobuf:"varint,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpoint) Reset() {
+	*x = GetCheckpoint{}
+	mi := &file_vsr_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpoint) ProtoMessage() {}
+
+func (x *GetCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpoint.ProtoReflect.Descriptor instead.
+func (*GetCheckpoint) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetCheckpoint) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *GetCheckpoint) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+func (x *GetCheckpoint) GetOpNumber() uint64 {
+	if x != nil {
+		return x.OpNumber
+	}
+	return 0
+}
+
+func (x *GetCheckpoint) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *GetCheckpoint) GetChunk() uint32 {
+	if x != nil {
+		return x.Chunk
+	}
+	return 0
+}
+
+// CheckpointChunk is one piece of an encoded Checkpoint. A replica that no
+// longer holds the asked-for checkpoint answers with chunk 0 of the one it
+// holds. crc32c covers data; digest (SHA-256) covers the whole encoding, and
+// is checked before the checkpoint is installed.
+type CheckpointChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Replica       uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Size          uint64                 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Chunk         uint32                 `protobuf:"varint,6,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Chunks        uint32                 `protobuf:"varint,7,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Data          []byte                 `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
+	Crc32C        uint32                 `protobuf:"varint,9,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointChunk) Reset() {
+	*x = CheckpointChunk{}
+	mi := &file_vsr_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointChunk) ProtoMessage() {}
+
+func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointChunk.ProtoReflect.Descriptor instead.
+func (*CheckpointChunk) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CheckpointChunk) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *CheckpointChunk) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+func (x *CheckpointChunk) GetOpNumber() uint64 {
+	if x != nil {
+		return x.OpNumber
+	}
+	return 0
+}
+
+func (x *CheckpointChunk) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *CheckpointChunk) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CheckpointChunk) GetChunk() uint32 {
+	if x != nil {
+		return x.Chunk
+	}
+	return 0
+}
+
+func (x *CheckpointChunk) GetChunks() uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+func (x *CheckpointChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *CheckpointChunk) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
 // ConfirmView is sent by a primary that holds linearizable reads: "are you
 // still in my view?" Round numbers tell answers to old rounds apart.
 type ConfirmView struct {
@@ -1388,7 +1659,7 @@ type ConfirmView struct {
 
 func (x *ConfirmView) Reset() {
 	*x = ConfirmView{}
-	mi := &file_vsr_proto_msgTypes[16]
+	mi := &file_vsr_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1671,7 @@ func (x *ConfirmView) String() string {
 func (*ConfirmView) ProtoMessage() {}
 
 func (x *ConfirmView) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[16]
+	mi := &file_vsr_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1684,7 @@ func (x *ConfirmView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmView.ProtoReflect.Descriptor instead.
 func (*ConfirmView) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{16}
+	return file_vsr_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConfirmView) GetClusterId() uint64 {
@@ -1457,7 +1728,7 @@ type ConfirmViewOK struct {
 
 func (x *ConfirmViewOK) Reset() {
 	*x = ConfirmViewOK{}
-	mi := &file_vsr_proto_msgTypes[17]
+	mi := &file_vsr_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1740,7 @@ func (x *ConfirmViewOK) String() string {
 func (*ConfirmViewOK) ProtoMessage() {}
 
 func (x *ConfirmViewOK) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[17]
+	mi := &file_vsr_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1753,7 @@ func (x *ConfirmViewOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmViewOK.ProtoReflect.Descriptor instead.
 func (*ConfirmViewOK) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{17}
+	return file_vsr_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConfirmViewOK) GetClusterId() uint64 {
@@ -1520,7 +1791,7 @@ const file_vsr_proto_rawDesc = "" +
 	"\tvsr.proto\x12\x03vsr\"9\n" +
 	"\rClientAddress\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xe5\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x81\x02\n" +
 	"\aRequest\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
@@ -1528,7 +1799,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\x0erequest_number\x18\x03 \x01(\x04R\rrequestNumber\x12\x1c\n" +
 	"\toperation\x18\x04 \x01(\fR\toperation\x12-\n" +
 	"\breply_to\x18\x05 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\x12*\n" +
-	"\tread_mode\x18\x06 \x01(\x0e2\r.vsr.ReadModeR\breadMode\"\xce\x01\n" +
+	"\tread_mode\x18\x06 \x01(\x0e2\r.vsr.ReadModeR\breadMode\x12\x1a\n" +
+	"\bregister\x18\a \x01(\bR\bregister\"\xce\x01\n" +
 	"\x05Reply\x12\x12\n" +
 	"\x04view\x18\x01 \x01(\x04R\x04view\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\x04R\bclientId\x12%\n" +
@@ -1536,14 +1808,15 @@ const file_vsr_proto_rawDesc = "" +
 	"\x06result\x18\x04 \x01(\fR\x06result\x12%\n" +
 	"\x05error\x18\x05 \x01(\x0e2\x0f.vsr.ReplyErrorR\x05error\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\x12\x14\n" +
-	"\x05stale\x18\a \x01(\bR\x05stale\"\xc9\x01\n" +
+	"\x05stale\x18\a \x01(\bR\x05stale\"\xe5\x01\n" +
 	"\x05Entry\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\x04R\bclientId\x12%\n" +
 	"\x0erequest_number\x18\x04 \x01(\x04R\rrequestNumber\x12\x1c\n" +
 	"\toperation\x18\x05 \x01(\fR\toperation\x12-\n" +
-	"\breply_to\x18\x06 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\"\xa1\x01\n" +
+	"\breply_to\x18\x06 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\x12\x1a\n" +
+	"\bregister\x18\a \x01(\bR\bregister\"\xa1\x01\n" +
 	"\aPrepare\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -1568,23 +1841,23 @@ const file_vsr_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
-	"\areplica\x18\x03 \x01(\rR\areplica\"\xe5\x01\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\"\xed\x01\n" +
 	"\fDoViewChange\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
-	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1c\n" +
-	"\x03log\x18\x03 \x03(\v2\n" +
-	".vsr.EntryR\x03log\x12(\n" +
+	"\x04view\x18\x02 \x01(\x04R\x04view\x12$\n" +
+	"\aentries\x18\x03 \x03(\v2\n" +
+	".vsr.EntryR\aentries\x12(\n" +
 	"\x10last_normal_view\x18\x04 \x01(\x04R\x0elastNormalView\x12\x1b\n" +
 	"\top_number\x18\x05 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x06 \x01(\x04R\fcommitNumber\x12\x18\n" +
-	"\areplica\x18\a \x01(\rR\areplica\"\xb8\x01\n" +
+	"\areplica\x18\a \x01(\rR\areplica\"\xc0\x01\n" +
 	"\tStartView\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
-	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1c\n" +
-	"\x03log\x18\x03 \x03(\v2\n" +
-	".vsr.EntryR\x03log\x12\x1b\n" +
+	"\x04view\x18\x02 \x01(\x04R\x04view\x12$\n" +
+	"\aentries\x18\x03 \x03(\v2\n" +
+	".vsr.EntryR\aentries\x12\x1b\n" +
 	"\top_number\x18\x04 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x05 \x01(\x04R\fcommitNumber\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\"Y\n" +
@@ -1592,33 +1865,35 @@ const file_vsr_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
 	"\areplica\x18\x02 \x01(\rR\areplica\x12\x14\n" +
-	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"k\n" +
+	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"\x84\x01\n" +
 	"\rClientSession\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12%\n" +
 	"\x0erequest_number\x18\x02 \x01(\x04R\rrequestNumber\x12\x16\n" +
-	"\x06result\x18\x03 \x01(\fR\x06result\"|\n" +
-	"\bSnapshot\x12#\n" +
-	"\rcommit_number\x18\x01 \x01(\x04R\fcommitNumber\x12\x14\n" +
+	"\x06result\x18\x03 \x01(\fR\x06result\x12\x17\n" +
+	"\alast_op\x18\x04 \x01(\x04R\x06lastOp\"v\n" +
+	"\n" +
+	"Checkpoint\x12\x1b\n" +
+	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\fR\x05state\x125\n" +
-	"\fclient_table\x18\x03 \x03(\v2\x12.vsr.ClientSessionR\vclientTable\"\xa3\x02\n" +
+	"\fclient_table\x18\x03 \x03(\v2\x12.vsr.ClientSessionR\vclientTable\"\x80\x02\n" +
 	"\x10RecoveryResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x14\n" +
-	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12\x1c\n" +
-	"\x03log\x18\x04 \x03(\v2\n" +
-	".vsr.EntryR\x03log\x12\x1b\n" +
+	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12$\n" +
+	"\aentries\x18\x04 \x03(\v2\n" +
+	".vsr.EntryR\aentries\x12\x1b\n" +
 	"\top_number\x18\x05 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x06 \x01(\x04R\fcommitNumber\x12\x18\n" +
 	"\areplica\x18\a \x01(\rR\areplica\x12!\n" +
-	"\ffrom_primary\x18\b \x01(\bR\vfromPrimary\x12)\n" +
-	"\bsnapshot\x18\t \x01(\v2\r.vsr.SnapshotR\bsnapshot\"t\n" +
+	"\ffrom_primary\x18\b \x01(\bR\vfromPrimary\"\x9b\x01\n" +
 	"\bGetState\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1b\n" +
 	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12\x18\n" +
-	"\areplica\x18\x04 \x01(\rR\areplica\"\xbf\x01\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\x12%\n" +
+	"\x0ecommitted_only\x18\x05 \x01(\bR\rcommittedOnly\"\x98\x02\n" +
 	"\bNewState\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -1627,7 +1902,27 @@ const file_vsr_proto_rawDesc = "" +
 	".vsr.EntryR\aentries\x12\x1b\n" +
 	"\top_number\x18\x04 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x05 \x01(\x04R\fcommitNumber\x12\x18\n" +
-	"\areplica\x18\x06 \x01(\rR\areplica\"p\n" +
+	"\areplica\x18\x06 \x01(\rR\areplica\x12%\n" +
+	"\x0ecommitted_only\x18\a \x01(\bR\rcommittedOnly\x120\n" +
+	"\x14checkpoint_op_number\x18\b \x01(\x04R\x12checkpointOpNumber\"\x93\x01\n" +
+	"\rGetCheckpoint\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
+	"\areplica\x18\x02 \x01(\rR\areplica\x12\x1b\n" +
+	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\fR\x06digest\x12\x14\n" +
+	"\x05chunk\x18\x05 \x01(\rR\x05chunk\"\xed\x01\n" +
+	"\x0fCheckpointChunk\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
+	"\areplica\x18\x02 \x01(\rR\areplica\x12\x1b\n" +
+	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\fR\x06digest\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x04R\x04size\x12\x14\n" +
+	"\x05chunk\x18\x06 \x01(\rR\x05chunk\x12\x16\n" +
+	"\x06chunks\x18\a \x01(\rR\x06chunks\x12\x12\n" +
+	"\x04data\x18\b \x01(\fR\x04data\x12\x16\n" +
+	"\x06crc32c\x18\t \x01(\rR\x06crc32c\"p\n" +
 	"\vConfirmView\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -1643,12 +1938,15 @@ const file_vsr_proto_rawDesc = "" +
 	"\bReadMode\x12\x11\n" +
 	"\rREAD_MODE_LOG\x10\x00\x12\x1a\n" +
 	"\x16READ_MODE_LINEARIZABLE\x10\x01\x12\x13\n" +
-	"\x0fREAD_MODE_STALE\x10\x02*b\n" +
+	"\x0fREAD_MODE_STALE\x10\x02*\xb4\x01\n" +
 	"\n" +
 	"ReplyError\x12\x14\n" +
 	"\x10REPLY_ERROR_NONE\x10\x00\x12\x1d\n" +
 	"\x19REPLY_ERROR_NOT_READ_ONLY\x10\x01\x12\x1f\n" +
-	"\x1bREPLY_ERROR_INVALID_REQUEST\x10\x02B\x1fZ\x1dgithub.com/vsrgo/vsr/messagesb\x06proto3"
+	"\x1bREPLY_ERROR_INVALID_REQUEST\x10\x02\x12\x14\n" +
+	"\x10REPLY_ERROR_BUSY\x10\x03\x12\x19\n" +
+	"\x15REPLY_ERROR_TOO_LARGE\x10\x04\x12\x1f\n" +
+	"\x1bREPLY_ERROR_SESSION_EXPIRED\x10\x05B\x1fZ\x1dgithub.com/vsrgo/vsr/messagesb\x06proto3"
 
 var (
 	file_vsr_proto_rawDescOnce sync.Once
@@ -1663,7 +1961,7 @@ func file_vsr_proto_rawDescGZIP() []byte {
 }
 
 var file_vsr_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_vsr_proto_goTypes = []any{
 	(ReadMode)(0),            // 0: vsr.ReadMode
 	(ReplyError)(0),          // 1: vsr.ReplyError
@@ -1679,12 +1977,14 @@ var file_vsr_proto_goTypes = []any{
 	(*StartView)(nil),        // 11: vsr.StartView
 	(*Recovery)(nil),         // 12: vsr.Recovery
 	(*ClientSession)(nil),    // 13: vsr.ClientSession
-	(*Snapshot)(nil),         // 14: vsr.Snapshot
+	(*Checkpoint)(nil),       // 14: vsr.Checkpoint
 	(*RecoveryResponse)(nil), // 15: vsr.RecoveryResponse
 	(*GetState)(nil),         // 16: vsr.GetState
 	(*NewState)(nil),         // 17: vsr.NewState
-	(*ConfirmView)(nil),      // 18: vsr.ConfirmView
-	(*ConfirmViewOK)(nil),    // 19: vsr.ConfirmViewOK
+	(*GetCheckpoint)(nil),    // 18: vsr.GetCheckpoint
+	(*CheckpointChunk)(nil),  // 19: vsr.CheckpointChunk
+	(*ConfirmView)(nil),      // 20: vsr.ConfirmView
+	(*ConfirmViewOK)(nil),    // 21: vsr.ConfirmViewOK
 }
 var file_vsr_proto_depIdxs = []int32{
 	2,  // 0: vsr.Request.reply_to:type_name -> vsr.ClientAddress
@@ -1692,17 +1992,16 @@ var file_vsr_proto_depIdxs = []int32{
 	1,  // 2: vsr.Reply.error:type_name -> vsr.ReplyError
 	2,  // 3: vsr.Entry.reply_to:type_name -> vsr.ClientAddress
 	5,  // 4: vsr.Prepare.entries:type_name -> vsr.Entry
-	5,  // 5: vsr.DoViewChange.log:type_name -> vsr.Entry
-	5,  // 6: vsr.StartView.log:type_name -> vsr.Entry
-	13, // 7: vsr.Snapshot.client_table:type_name -> vsr.ClientSession
-	5,  // 8: vsr.RecoveryResponse.log:type_name -> vsr.Entry
-	14, // 9: vsr.RecoveryResponse.snapshot:type_name -> vsr.Snapshot
-	5,  // 10: vsr.NewState.entries:type_name -> vsr.Entry
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 5: vsr.DoViewChange.entries:type_name -> vsr.Entry
+	5,  // 6: vsr.StartView.entries:type_name -> vsr.Entry
+	13, // 7: vsr.Checkpoint.client_table:type_name -> vsr.ClientSession
+	5,  // 8: vsr.RecoveryResponse.entries:type_name -> vsr.Entry
+	5,  // 9: vsr.NewState.entries:type_name -> vsr.Entry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_vsr_proto_init() }
@@ -1716,7 +2015,7 @@ func file_vsr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vsr_proto_rawDesc), len(file_vsr_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -130,6 +131,13 @@ func (cl *client) giveUp() {
 func (cl *client) onReply(m *messages.Reply) {
 	out := cl.core.Step(m)
 	if out.Done == nil || cl.op < 0 {
+		return
+	}
+	if errors.Is(out.Done.Err, vsr.ErrSessionExpired) {
+		// The session expired while the request waited: it was not executed
+		// by this attempt, but an earlier copy may have been. Its outcome is
+		// unknown, as if the client had given up.
+		cl.giveUp()
 		return
 	}
 	if out.Done.Err != nil {

@@ -19,6 +19,10 @@ type Cluster struct {
 	rng      *rand.Rand
 	faults   Faults // this run's rates
 	maxBatch int    // this run's Prepare batch limit: small ones stress retransmission
+	bounds   historyBounds
+	// jobs are checkpoints being encoded, each finished after a drawn delay
+	// as the actor layer finishes them on another goroutine.
+	jobs []checkpointJob
 	bugs     vsr.Bug
 	replicas []*vsr.Replica // nil while crashed
 	paused   []bool         // a paused replica neither ticks nor receives, like a stopped process
@@ -45,6 +49,10 @@ type Stats struct {
 	// OpsUnknown is the operations whose outcome the client never learned.
 	OpsUnknown int
 	Faults     map[string]int
+	// Checkpoints counts checkpoints encoded, and MaxMessage is the largest
+	// message sent, in bytes.
+	Checkpoints int
+	MaxMessage  int
 }
 
 const clusterID = 0x5eed
@@ -69,6 +77,7 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 	}
 	c.faults = faults.draw(c.rng.Float64)
 	c.maxBatch = []int{1, 2, 4, vsr.DefaultMaxBatch}[c.rng.IntN(4)]
+	c.bounds = drawHistoryBounds(c.rng, clients)
 	c.net = newNetwork(c.rng, n, &c.faults, &c.stats)
 	for i := 0; i < n; i++ {
 		if err := c.start(i, false); err != nil {
@@ -87,10 +96,13 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 
 // start makes replica i, new or restarted.
 func (c *Cluster) start(i int, recovering bool) error {
-	store := newRecordingSM()
+	store := newRecordingSM(c.bounds.padding)
+	h := c.bounds
 	r, err := newReplica(vsr.Config{
 		ClusterID: clusterID, ReplicaCount: c.n, ReplicaIndex: i, StateMachine: store,
 		Seed: c.rng.Uint64(), Recovering: recovering, MaxBatch: c.maxBatch,
+		CheckpointInterval: h.checkpointInterval, TrailingOps: h.trailingOps, PipelineMax: h.pipelineMax,
+		MaxMessageBytes: h.maxMessageBytes, SessionIdleOps: h.sessionIdleOps, MaxSessions: h.maxSessions,
 	}, c.bugs)
 	if err != nil {
 		return err
@@ -120,6 +132,7 @@ func (c *Cluster) tick() {
 		}
 		c.process(i, r.Tick())
 	}
+	c.finishCheckpoints()
 	for _, p := range c.net.takeDue() {
 		c.deliver(p)
 	}
@@ -131,6 +144,7 @@ func (c *Cluster) tick() {
 // deliver hands a packet to its replica or client.
 func (c *Cluster) deliver(p packet) {
 	if p.to.isClient() {
+		c.trace.add(event{tick: c.now, what: "deliver", from: p.from, to: p.to, msg: p.msg})
 		c.clients[p.to-clientBase].onReply(p.msg.(*messages.Reply))
 		return
 	}
@@ -160,10 +174,15 @@ func (c *Cluster) process(i int, out vsr.Output) {
 				i, e.OpNumber, e.ClientId, e.RequestNumber, prev.ClientId, prev.RequestNumber)
 		}
 	}
+	if out.Checkpoint != nil {
+		c.jobs = append(c.jobs, checkpointJob{replica: i, r: r, due: c.now + c.rng.IntN(c.bounds.maxJobTicks+1), job: out.Checkpoint})
+	}
 	for _, env := range out.Messages {
+		c.checkSize(i, env.Msg)
 		c.net.send(node(i), node(env.To), env.Msg, c.faulty)
 	}
 	for _, rep := range out.Replies {
+		c.checkSize(i, rep.Reply)
 		k, ok := clientIndex(rep.To, len(c.clients))
 		if !ok {
 			c.fail("replica %d replied to unknown address %v", i, rep.To)
@@ -284,14 +303,50 @@ func (c *Cluster) checkConverged() error {
 // recordingSM is the kv store, watched: every write the workload makes is
 // unique (its value names the client and request), so a write applied twice
 // in one replica's life is a request executed twice.
+//
+// Its snapshots carry padding bytes after the store's, so that with a small
+// MaxMessageBytes a checkpoint of the simulator's few keys still needs
+// several chunks.
 type recordingSM struct {
 	*kv.Store
 	applied map[string]bool
 	err     error
+	padding int
 }
 
-func newRecordingSM() *recordingSM {
-	return &recordingSM{Store: kv.NewStore(), applied: map[string]bool{}}
+func newRecordingSM(padding int) *recordingSM {
+	return &recordingSM{Store: kv.NewStore(), applied: map[string]bool{}, padding: padding}
+}
+
+// Snapshot is the store's snapshot, then the padding, then the store
+// snapshot's length in 4 bytes.
+func (s *recordingSM) Snapshot() ([]byte, error) {
+	snap, err := s.Store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	n := len(snap)
+	snap = append(snap, make([]byte, s.padding)...)
+	return append(snap, byte(n>>24), byte(n>>16), byte(n>>8), byte(n)), nil
+}
+
+// Checkpoint captures the snapshot at once: the simulator runs in one
+// goroutine, so nothing runs concurrently with Apply here.
+func (s *recordingSM) Checkpoint() func() ([]byte, error) {
+	snap, err := s.Snapshot()
+	return func() ([]byte, error) { return snap, err }
+}
+
+// Restore undoes Snapshot's framing.
+func (s *recordingSM) Restore(b []byte) error {
+	if len(b) < 4 {
+		return kv.ErrBadSnapshot
+	}
+	n := int(b[len(b)-4])<<24 | int(b[len(b)-3])<<16 | int(b[len(b)-2])<<8 | int(b[len(b)-1])
+	if n < 0 || n+s.padding+4 != len(b) {
+		return kv.ErrBadSnapshot
+	}
+	return s.Store.Restore(b[:n])
 }
 
 func (s *recordingSM) Apply(op []byte) []byte {

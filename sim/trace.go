@@ -97,9 +97,14 @@ func describe(m proto.Message) string {
 	case *messages.RecoveryResponse:
 		return fmt.Sprintf("RecoveryResponse v=%d primary=%t n=%d k=%d", m.View, m.FromPrimary, m.OpNumber, m.CommitNumber)
 	case *messages.GetState:
-		return fmt.Sprintf("GetState v=%d after=%d", m.View, m.OpNumber)
+		return fmt.Sprintf("GetState v=%d after=%d committed=%t", m.View, m.OpNumber, m.CommittedOnly)
 	case *messages.NewState:
-		return fmt.Sprintf("NewState v=%d entries=%d n=%d k=%d", m.View, len(m.Entries), m.OpNumber, m.CommitNumber)
+		return fmt.Sprintf("NewState v=%d entries=%d n=%d k=%d committed=%t checkpoint=%d", m.View, len(m.Entries),
+			m.OpNumber, m.CommitNumber, m.CommittedOnly, m.CheckpointOpNumber)
+	case *messages.GetCheckpoint:
+		return fmt.Sprintf("GetCheckpoint op=%d chunk=%d", m.OpNumber, m.Chunk)
+	case *messages.CheckpointChunk:
+		return fmt.Sprintf("CheckpointChunk op=%d chunk=%d/%d bytes=%d", m.OpNumber, m.Chunk, m.Chunks, len(m.Data))
 	case *messages.ConfirmView:
 		return fmt.Sprintf("ConfirmView v=%d round=%d", m.View, m.Round)
 	case *messages.ConfirmViewOK:

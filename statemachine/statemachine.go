@@ -6,7 +6,8 @@
 // the same starting state gives the same results and the same state on every
 // machine. It must not read clocks, random numbers, the environment or
 // anything else that differs between replicas. Its methods are called from
-// one goroutine at a time.
+// one goroutine at a time; the one exception is the function that a
+// Checkpointer returns, which may run alongside them.
 package statemachine
 
 // StateMachine is what users implement.
@@ -34,3 +35,22 @@ type StateMachine interface {
 // Factory makes a new, empty state machine. A replica that restarts gets a new
 // one and fills it through VR recovery.
 type Factory func() StateMachine
+
+// Checkpointer is implemented by state machines that can take a checkpoint
+// without stopping. Checkpoint captures the current state cheaply (it must not
+// copy or encode the whole state, so that the replica is not stalled for as
+// long as the state is large) and returns a function that encodes that
+// captured state exactly as Snapshot would have encoded it at the moment of
+// the call, byte for byte.
+//
+// The replica calls Checkpoint on its own goroutine, like every other method.
+// The returned function may run on another goroutine, concurrently with later
+// Apply, ReadOnly, Snapshot, Restore and Checkpoint calls: the implementation
+// must make sure that it and they share nothing that one of them writes. It
+// is called at most once.
+//
+// A state machine without Checkpointer is checkpointed with Snapshot, on the
+// replica's goroutine, which stalls the replica for as long as Snapshot takes.
+type Checkpointer interface {
+	Checkpoint() func() ([]byte, error)
+}

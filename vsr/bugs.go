@@ -20,6 +20,18 @@ const (
 	// BugRecoveringAnswers lets a restarted replica skip recovery and take
 	// part at once, as if it still had the state it lost.
 	BugRecoveringAnswers
+	// BugCheckpointUncommitted names a checkpoint by the op number, past
+	// the committed state it holds.
+	BugCheckpointUncommitted
+	// BugTruncateNoFallback leaves a replica whose ops are below the
+	// primary's log without an answer instead of pointing it to the
+	// checkpoint.
+	BugTruncateNoFallback
+	// BugChunkAnyOrder accepts checkpoint chunks out of order and twice.
+	BugChunkAnyOrder
+	// BugNormalBeforeSnapshot takes a checkpoint's op number after its
+	// first chunk, without its state.
+	BugNormalBeforeSnapshot
 )
 
 // AllBugs lists every injectable bug with its name.
@@ -33,6 +45,10 @@ var AllBugs = []struct {
 	{BugIgnoreClientTable, "ignore-client-table"},
 	{BugAcceptGap, "accept-gap"},
 	{BugRecoveringAnswers, "recovering-answers"},
+	{BugCheckpointUncommitted, "checkpoint-uncommitted"},
+	{BugTruncateNoFallback, "truncate-no-fallback"},
+	{BugChunkAnyOrder, "chunk-any-order"},
+	{BugNormalBeforeSnapshot, "normal-before-snapshot"},
 }
 
 func (r *Replica) buggy(b Bug) bool { return r.bugs&b != 0 }

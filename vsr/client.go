@@ -13,12 +13,22 @@ import (
 // replica when a reply is late. One request is outstanding at a time, as in
 // the paper; a caller wanting concurrency uses one Client per session. The
 // simulator's clients and the client actor both run this code.
+//
+// Before its first write the client registers (a request with Register set,
+// through the log), which opens its session in the client table; a write from
+// a client without a session is refused, never executed, so that a retry
+// after a session expired cannot run twice. Reads need no session. The
+// registration is the client's own business: Submit sends it first, and the
+// caller sees only the result of its own request.
 type Client struct {
 	cfg           ClientConfig
 	view          uint64
 	requestNumber uint64
 	pending       *messages.Request
 	waited        int // ticks since the pending request was last sent
+	registered    bool
+	// queued is the caller's request while its registration is pending.
+	queued *messages.Request
 }
 
 // ClientConfig configures a Client.
@@ -48,6 +58,13 @@ var (
 	ErrNotReadOnly     = errors.New("vsr: operation is not read-only")
 	ErrInvalidRequest  = errors.New("vsr: request rejected as invalid")
 	ErrClientConfig    = errors.New("vsr: bad client config")
+	ErrTooLarge        = errors.New("vsr: request or result larger than the group's message bound")
+	// ErrSessionExpired: the client's session was gone when the request
+	// reached the primary (it was idle so long that it expired, or the
+	// table was full). The request was not executed then; an earlier copy
+	// of it may have been, so its outcome is unknown. The client registers
+	// again before its next write.
+	ErrSessionExpired = errors.New("vsr: client session expired; the outcome of the request is unknown")
 )
 
 // Result is the outcome of one request.
@@ -103,8 +120,20 @@ func (c *Client) Submit(op []byte, mode messages.ReadMode) (ClientOutput, error)
 	if len(op) == 0 {
 		return ClientOutput{}, ErrEmptyOperation
 	}
+	if mode == messages.ReadMode_READ_MODE_LOG && !c.registered {
+		// The registration takes the lower number: a session opened at
+		// number s refuses every request numbered s or below as old.
+		reg := c.newRequest(nil, messages.ReadMode_READ_MODE_LOG)
+		reg.Register = true
+		c.queued = c.newRequest(op, mode)
+		return c.send(reg), nil
+	}
+	return c.send(c.newRequest(op, mode)), nil
+}
+
+func (c *Client) newRequest(op []byte, mode messages.ReadMode) *messages.Request {
 	c.requestNumber++
-	c.pending = &messages.Request{
+	return &messages.Request{
 		ClusterId:     c.cfg.ClusterID,
 		ClientId:      c.cfg.ClientID,
 		RequestNumber: c.requestNumber,
@@ -112,8 +141,13 @@ func (c *Client) Submit(op []byte, mode messages.ReadMode) (ClientOutput, error)
 		ReplyTo:       c.cfg.ReplyTo,
 		ReadMode:      mode,
 	}
+}
+
+// send makes req the pending request and sends it to the primary.
+func (c *Client) send(req *messages.Request) ClientOutput {
+	c.pending = req
 	c.waited = 0
-	return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}, nil
+	return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}
 }
 
 // Step handles a reply. Replies to anything but the pending request are
@@ -128,15 +162,35 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 	if c.pending == nil || m.RequestNumber != c.pending.RequestNumber {
 		return ClientOutput{}
 	}
+	if m.Error == messages.ReplyError_REPLY_ERROR_BUSY {
+		// The primary's pipeline is full: back off for half the retry
+		// time, then send to the primary again.
+		c.waited = c.cfg.RetryTicks / 2
+		return ClientOutput{}
+	}
+	if c.pending.Register && m.Error == messages.ReplyError_REPLY_ERROR_NONE {
+		c.registered = true
+		req := c.queued
+		c.queued = nil
+		return c.send(req)
+	}
 	res := &Result{RequestNumber: m.RequestNumber, Value: m.Result, Stale: m.Stale, View: m.View, Replica: int(m.Replica)}
+	if c.queued != nil {
+		res.RequestNumber = c.queued.RequestNumber // The registration failed; report it as the caller's request.
+	}
 	switch m.Error {
 	case messages.ReplyError_REPLY_ERROR_NONE:
 	case messages.ReplyError_REPLY_ERROR_NOT_READ_ONLY:
 		res.Err = ErrNotReadOnly
+	case messages.ReplyError_REPLY_ERROR_TOO_LARGE:
+		res.Err = ErrTooLarge
+	case messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED:
+		res.Err = ErrSessionExpired
+		c.registered = false
 	default:
 		res.Err = ErrInvalidRequest
 	}
-	c.pending = nil
+	c.pending, c.queued = nil, nil
 	return ClientOutput{Done: res}
 }
 
@@ -172,7 +226,7 @@ func (c *Client) ResendAll() ClientOutput {
 // Cancel abandons the pending request: a late reply to it is ignored. The
 // request may still execute; the next request gets a new number, so it can
 // never be mistaken for this one.
-func (c *Client) Cancel() { c.pending = nil }
+func (c *Client) Cancel() { c.pending, c.queued = nil, nil }
 
 // Pending reports whether a request is in flight.
 func (c *Client) Pending() bool { return c.pending != nil }
@@ -183,5 +237,6 @@ func (c *Client) Primary() int { return int(c.view % uint64(c.cfg.ReplicaCount))
 // View is the latest view the client has learned.
 func (c *Client) View() uint64 { return c.view }
 
-// RequestNumber is the number of the latest request submitted.
+// RequestNumber is the number of the latest request submitted (a
+// registration takes a number too).
 func (c *Client) RequestNumber() uint64 { return c.requestNumber }

@@ -17,6 +17,39 @@ const (
 	DefaultMaxBatch        = 64
 )
 
+// Default bounds on history. They fit a 2-core machine: a checkpoint every
+// 16384 ops is taken a few times a second at full load, a log window of
+// about 21k entries costs a few megabytes, and a view change carries at most
+// the 1024-op pipeline.
+const (
+	DefaultCheckpointInterval = 16384
+	DefaultTrailingOps        = 4096
+	DefaultPipelineMax        = 1024
+	DefaultMaxMessageBytes    = 1 << 20
+	DefaultSessionIdleOps     = 1 << 24
+	DefaultMaxSessions        = 65536
+)
+
+// Protocol bounds, the same for every replica whatever its configuration.
+const (
+	// MaxPrepareEntries is the most entries any Prepare, NewState or view
+	// change message may carry. A receiver checks a message against this
+	// bound, not against its own MaxBatch, so that replicas configured
+	// differently still understand each other.
+	MaxPrepareEntries = 1 << 16
+	// MinMaxMessageBytes is the smallest MaxMessageBytes accepted: below it
+	// the fixed part of a message leaves too little room for entries.
+	MinMaxMessageBytes = 2048
+	// MaxMaxMessageBytes is the largest: gRPC, under Proto.Actor remoting,
+	// refuses messages of 4 MiB by default, and the transport must be set
+	// up with headroom above this bound.
+	MaxMaxMessageBytes = 64 << 20
+	// messageOverhead is the room kept in every message for its fixed
+	// fields (numbers, digests, framing): at most a few hundred bytes are
+	// used, so 1 KiB leaves headroom.
+	messageOverhead = 1024
+)
+
 // Config configures one replica. ReplicaCount, ReplicaIndex and StateMachine
 // are required; zero timing fields take the defaults above.
 type Config struct {
@@ -59,6 +92,35 @@ type Config struct {
 	JitterTicks int
 	// MaxBatch is the most entries one Prepare carries.
 	MaxBatch int
+
+	// CheckpointInterval is how many committed ops lie between checkpoints.
+	// At every multiple of it a replica captures its state machine and
+	// client table (committed state only) and, once the checkpoint is
+	// encoded, discards the log below it but for TrailingOps entries.
+	CheckpointInterval int
+	// TrailingOps is how many entries below the latest checkpoint stay in
+	// the log (like hashicorp/raft's TrailingLogs), so that a backup a
+	// little behind catches up from the log instead of a whole checkpoint.
+	// Zero takes the default; a negative value keeps none.
+	TrailingOps int
+	// PipelineMax is the most uncommitted ops the primary holds. Past it a
+	// request is refused with REPLY_ERROR_BUSY, which clients retry: the
+	// uncommitted suffix is all a view change must carry, and this bounds
+	// it. It must be the same on every replica.
+	PipelineMax int
+	// MaxMessageBytes bounds the encoded size of every message the replica
+	// emits, whatever the length of the history and the size of the state:
+	// an operation may use a quarter of it, the uncommitted pipeline half,
+	// and checkpoints travel in chunks below it. It must be the same on
+	// every replica, and the transport must accept messages of this size.
+	MaxMessageBytes int
+	// SessionIdleOps is how many ops may commit after a client's latest
+	// executed request before its session expires. Expiry is decided by op
+	// numbers, so every replica removes the same sessions at the same op.
+	SessionIdleOps uint64
+	// MaxSessions bounds the client table: registering a client past it
+	// evicts the session idle longest.
+	MaxSessions int
 }
 
 // Errors returned by Config.Validate.
@@ -70,6 +132,7 @@ var (
 	ErrCannotRecover   = errors.New("vsr: a single replica cannot recover: there is no peer to recover from")
 	ErrBatch           = errors.New("vsr: max batch must be positive")
 	ErrTooManyReplicas = errors.New("vsr: at most 255 replicas")
+	ErrHistoryBounds   = errors.New("vsr: bad history bounds")
 )
 
 // withDefaults fills zero timing fields.
@@ -88,6 +151,26 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.TrailingOps == 0 {
+		c.TrailingOps = DefaultTrailingOps
+	} else if c.TrailingOps < 0 {
+		c.TrailingOps = 0
+	}
+	if c.PipelineMax == 0 {
+		c.PipelineMax = DefaultPipelineMax
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.SessionIdleOps == 0 {
+		c.SessionIdleOps = DefaultSessionIdleOps
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
 	}
 	return c
 }
@@ -110,6 +193,17 @@ func (c Config) Validate() error {
 			ErrTiming, c.HeartbeatTicks, c.InactivityTicks, c.ViewChangeTicks, c.JitterTicks)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("%w: got %d", ErrBatch, c.MaxBatch)
+	case c.MaxBatch > MaxPrepareEntries:
+		return fmt.Errorf("%w: got %d, at most %d", ErrBatch, c.MaxBatch, MaxPrepareEntries)
+	case c.CheckpointInterval < 1:
+		return fmt.Errorf("%w: checkpoint interval must be positive, got %d", ErrHistoryBounds, c.CheckpointInterval)
+	case c.PipelineMax < 1 || c.PipelineMax > MaxPrepareEntries:
+		return fmt.Errorf("%w: pipeline max must be in 1..%d, got %d", ErrHistoryBounds, MaxPrepareEntries, c.PipelineMax)
+	case c.MaxMessageBytes < MinMaxMessageBytes || c.MaxMessageBytes > MaxMaxMessageBytes:
+		return fmt.Errorf("%w: max message bytes must be in %d..%d, got %d",
+			ErrHistoryBounds, MinMaxMessageBytes, MaxMaxMessageBytes, c.MaxMessageBytes)
+	case c.MaxSessions < 1:
+		return fmt.Errorf("%w: max sessions must be positive, got %d", ErrHistoryBounds, c.MaxSessions)
 	case c.Recovering && c.ReplicaCount == 1:
 		return ErrCannotRecover
 	}
@@ -118,3 +212,19 @@ func (c Config) Validate() error {
 
 // f is the number of failures a group of n replicas tolerates.
 func faultTolerance(n int) int { return (n - 1) / 2 }
+
+// The byte budgets that follow from MaxMessageBytes. Every message the core
+// builds stays inside them; invariants check it.
+
+// maxEntryBytes is the largest encoded entry a request may make.
+func (c Config) maxEntryBytes() int { return c.MaxMessageBytes / 4 }
+
+// pipelineBytes is the most the uncommitted suffix may weigh, so that a view
+// change message carrying it fits with room to spare.
+func (c Config) pipelineBytes() int { return c.MaxMessageBytes / 2 }
+
+// entriesBytes is the room for entries in a Prepare or NewState.
+func (c Config) entriesBytes() int { return c.MaxMessageBytes - messageOverhead }
+
+// chunkBytes is the room for checkpoint data in one chunk.
+func (c Config) chunkBytes() int { return c.MaxMessageBytes - messageOverhead }

@@ -124,8 +124,9 @@ func consecutive(entries []*messages.Entry, first uint64, max int) bool {
 	return true
 }
 
-// wholeLog reports whether log is a well-formed log of opNumber entries whose
-// commit number is at most its op number.
-func wholeLog(log []*messages.Entry, opNumber, commitNumber uint64) bool {
-	return uint64(len(log)) == opNumber && commitNumber <= opNumber && consecutive(log, 1, -1)
+// validSuffix reports whether entries are exactly the ops after commit up to
+// op: a well-formed uncommitted suffix.
+func validSuffix(entries []*messages.Entry, commit, op uint64) bool {
+	return commit <= op && op-commit == uint64(len(entries)) && len(entries) <= MaxPrepareEntries &&
+		consecutive(entries, commit+1, -1)
 }

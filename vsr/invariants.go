@@ -35,15 +35,38 @@ func (r *Replica) CheckInvariants() error {
 	case r.status == StatusRecovering && r.recovery.responses == nil:
 		return fmt.Errorf("recovering without recovery state")
 	}
+	if r.commitNumber < r.logBase {
+		return fmt.Errorf("commit number %d below the log's base %d", r.commitNumber, r.logBase)
+	}
 	for k, e := range r.log {
-		if e == nil || e.OpNumber != uint64(k+1) {
-			return fmt.Errorf("log slot %d holds op %d", k+1, e.GetOpNumber())
+		if e == nil || e.OpNumber != r.logBase+uint64(k+1) {
+			return fmt.Errorf("log slot %d holds op %d", r.logBase+uint64(k+1), e.GetOpNumber())
 		}
+	}
+	bytes := 0
+	for _, e := range r.uncommittedSuffix() {
+		bytes += entrySize(e)
+	}
+	if bytes != r.uncommittedBytes {
+		return fmt.Errorf("uncommitted suffix weighs %d bytes, counted %d", bytes, r.uncommittedBytes)
+	}
+	if r.status == StatusNormal && (op-r.commitNumber > uint64(r.cfg.PipelineMax) || bytes > r.cfg.pipelineBytes()) {
+		return fmt.Errorf("uncommitted suffix of %d ops and %d bytes past the pipeline's bound (%d ops, %d bytes)",
+			op-r.commitNumber, bytes, r.cfg.PipelineMax, r.cfg.pipelineBytes())
+	}
+	if r.checkpoint != nil && r.checkpoint.opNumber > r.commitNumber {
+		return fmt.Errorf("checkpoint at op %d past commit number %d", r.checkpoint.opNumber, r.commitNumber)
+	}
+	if r.clientTable.len() > r.cfg.MaxSessions {
+		return fmt.Errorf("%d sessions, more than the bound %d", r.clientTable.len(), r.cfg.MaxSessions)
 	}
 	for j, a := range r.primary.acked {
 		if a > op {
 			return fmt.Errorf("replica %d acknowledged op %d past op number %d", j, a, op)
 		}
+	}
+	if len(r.clientTable.sessions) != r.clientTable.byAge.Len() {
+		return fmt.Errorf("client table holds %d sessions but orders %d", len(r.clientTable.sessions), r.clientTable.byAge.Len())
 	}
 	for c, s := range r.clientTable.sessions {
 		if s.requestNumber == 0 {

@@ -1,6 +1,8 @@
 package vsr
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vsrgo/vsr/messages"
 )
 
@@ -14,10 +16,16 @@ func (r *Replica) onRequest(m *messages.Request) {
 	if r.status != StatusNormal {
 		return // The client resends after its timeout.
 	}
-	if m.ClientId == 0 || m.RequestNumber == 0 || len(m.Operation) == 0 {
+	if m.ClientId == 0 || m.RequestNumber == 0 || (len(m.Operation) == 0) != m.Register ||
+		(m.Register && m.ReadMode != messages.ReadMode_READ_MODE_LOG) {
 		r.drop(DropMalformed)
 		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_INVALID_REQUEST})
+		return
+	}
+	if proto.Size(m) > r.cfg.maxEntryBytes() {
+		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_TOO_LARGE})
 		return
 	}
 	if m.ReadMode == messages.ReadMode_READ_MODE_STALE {
@@ -39,10 +47,17 @@ func (r *Replica) onRequest(m *messages.Request) {
 // append. A request older than the client's latest is dropped; a retry of the
 // latest executed one gets its stored reply again; a retry of one still in
 // the log is dropped, since its reply will come when it commits.
+//
+// A request from a client without a session, other than its registration,
+// is refused at once (the same check runs again at execution, which is what
+// decides). A request that would overfill the pipeline is refused as busy:
+// the client retries it, and the uncommitted suffix, the part of the log a
+// view change carries, stays within PipelineMax ops and half a message.
 func (r *Replica) appendRequest(m *messages.Request) {
+	s := r.clientTable.executed(m.ClientId)
 	if r.buggy(BugIgnoreClientTable) {
 		r.clientTable.clearInProgress()
-	} else if s := r.clientTable.executed(m.ClientId); s != nil && m.RequestNumber <= s.requestNumber {
+	} else if s != nil && m.RequestNumber <= s.requestNumber {
 		if m.RequestNumber == s.requestNumber {
 			r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 				RequestNumber: s.requestNumber, Result: s.result})
@@ -52,35 +67,50 @@ func (r *Replica) appendRequest(m *messages.Request) {
 	if m.RequestNumber <= r.clientTable.inProgress[m.ClientId] {
 		return
 	}
-	r.log = append(r.log, &messages.Entry{
+	if s == nil && !m.Register && r.clientTable.inProgress[m.ClientId] == 0 {
+		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED})
+		return
+	}
+	e := &messages.Entry{
 		OpNumber:      r.opNumber() + 1,
 		View:          r.viewNumber,
 		ClientId:      m.ClientId,
 		RequestNumber: m.RequestNumber,
 		Operation:     m.Operation,
 		ReplyTo:       m.ReplyTo,
-	})
+		Register:      m.Register,
+	}
+	if r.opNumber()-r.commitNumber >= uint64(r.cfg.PipelineMax) ||
+		r.uncommittedBytes+entrySize(e) > r.cfg.pipelineBytes() {
+		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_BUSY})
+		return
+	}
+	r.appendEntry(e)
 	r.clientTable.inProgress[m.ClientId] = m.RequestNumber
 	r.maybeCommit() // With n = 1 the primary alone is a quorum.
 }
 
 // broadcastNewEntries sends the entries appended since the last Prepare to
-// every backup, in batches of at most MaxBatch.
+// every backup, in batches of at most MaxBatch entries and one message.
 func (r *Replica) broadcastNewEntries() {
 	for r.primary.prepared < r.opNumber() {
-		first := r.primary.prepared + 1
-		last := min(r.opNumber(), first+uint64(r.cfg.MaxBatch)-1)
-		r.broadcast(r.prepareMessage(first, last))
-		r.primary.prepared = last
+		m := r.prepareMessage(r.primary.prepared + 1)
+		r.broadcast(m)
+		r.primary.prepared = m.Entries[len(m.Entries)-1].OpNumber
 		r.heartbeat.start(r.cfg.HeartbeatTicks)
 	}
 }
 
-func (r *Replica) prepareMessage(first, last uint64) *messages.Prepare {
+// prepareMessage carries the entries from first on, as many as one Prepare
+// may hold.
+func (r *Replica) prepareMessage(first uint64) *messages.Prepare {
+	entries := fitting(r.entriesFrom(first, r.opNumber()), r.cfg.entriesBytes(), r.cfg.MaxBatch)
 	return &messages.Prepare{
 		ClusterId:    r.cfg.ClusterID,
 		View:         r.viewNumber,
-		Entries:      r.log[first-1 : last],
+		Entries:      entries,
 		CommitNumber: r.commitNumber,
 		Replica:      uint32(r.index),
 	}
@@ -97,8 +127,7 @@ func (r *Replica) sendHeartbeats() {
 		}
 		first := max(r.primary.acked[j], r.commitNumber) + 1
 		if first <= r.opNumber() {
-			last := min(r.opNumber(), first+uint64(r.cfg.MaxBatch)-1)
-			r.send(j, r.prepareMessage(first, last))
+			r.send(j, r.prepareMessage(first))
 			continue
 		}
 		r.send(j, &messages.Commit{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
@@ -111,7 +140,7 @@ func (r *Replica) sendHeartbeats() {
 // is what makes PrepareOK(v, n) mean "I hold every op up to n".
 func (r *Replica) onPrepare(m *messages.Prepare) {
 	if len(m.Entries) == 0 || m.Entries[0].GetOpNumber() == 0 ||
-		!consecutive(m.Entries, m.Entries[0].GetOpNumber(), r.cfg.MaxBatch) {
+		!consecutive(m.Entries, m.Entries[0].GetOpNumber(), MaxPrepareEntries) {
 		r.drop(DropMalformed)
 		return
 	}
@@ -119,6 +148,13 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 		return
 	}
 	first := m.Entries[0].OpNumber
+	last := m.Entries[len(m.Entries)-1].OpNumber
+	if last > max(r.commitNumber, min(m.CommitNumber, last))+uint64(r.cfg.PipelineMax) {
+		// More uncommitted ops than any primary may hold: taking them would
+		// let this backup's view-change suffix outgrow its bound.
+		r.drop(DropMalformed)
+		return
+	}
 	if first > r.opNumber()+1 {
 		if r.buggy(BugAcceptGap) {
 			r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID,
@@ -130,7 +166,7 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 	}
 	for _, e := range m.Entries {
 		if e.OpNumber == r.opNumber()+1 {
-			r.log = append(r.log, e)
+			r.appendEntry(e)
 		}
 	}
 	r.sendPrepareOK()
@@ -208,14 +244,21 @@ func (r *Replica) commitUpTo(k uint64) {
 	// a replica must not crash on a peer's word.
 	k = min(k, r.opNumber())
 	for r.commitNumber < k {
-		e := r.log[r.commitNumber]
+		e := r.entryAt(r.commitNumber + 1)
 		r.commitNumber++
-		result, fresh := r.execute(e)
+		r.uncommittedBytes -= entrySize(e)
+		result, replyErr, fresh := r.execute(e)
+		r.clientTable.expire(e.OpNumber)
 		r.out.Committed = append(r.out.Committed, e)
 		if fresh && r.status == StatusNormal && r.isPrimary() {
-			r.reply(e.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
-				RequestNumber: e.RequestNumber, Result: result})
+			reply := &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
+				RequestNumber: e.RequestNumber, Result: result, Error: replyErr}
+			if proto.Size(reply) > r.cfg.MaxMessageBytes-messageOverhead {
+				reply.Result, reply.Error = nil, messages.ReplyError_REPLY_ERROR_TOO_LARGE
+			}
+			r.reply(e.ReplyTo, reply)
 		}
+		r.maybeCheckpoint(e.OpNumber)
 	}
 	if r.status == StatusNormal && r.isPrimary() {
 		r.serveReads()
@@ -228,11 +271,23 @@ func (r *Replica) commitUpTo(k uint64) {
 // most once even if a retry reached the log twice (say, once before and once
 // after a view change). fresh is false for an entry that did not run now and
 // whose reply is not the client's latest.
-func (r *Replica) execute(e *messages.Entry) (result []byte, fresh bool) {
-	if s := r.clientTable.executed(e.ClientId); s != nil && e.RequestNumber <= s.requestNumber && !r.buggy(BugIgnoreClientTable) {
-		return s.result, e.RequestNumber == s.requestNumber
+//
+// A registration opens the client's session and runs nothing. An entry of a
+// client without a session (it expired while the entry waited in the
+// pipeline) is not executed: its reply says so.
+func (r *Replica) execute(e *messages.Entry) (result []byte, replyErr messages.ReplyError, fresh bool) {
+	s := r.clientTable.executed(e.ClientId)
+	if s != nil && e.RequestNumber <= s.requestNumber && !r.buggy(BugIgnoreClientTable) {
+		return s.result, messages.ReplyError_REPLY_ERROR_NONE, e.RequestNumber == s.requestNumber
 	}
-	result = r.sm.Apply(e.Operation)
-	r.clientTable.record(e.ClientId, e.RequestNumber, result)
-	return result, true
+	switch {
+	case e.Register:
+	case s == nil && !r.buggy(BugIgnoreClientTable):
+		r.clientTable.forget(e.ClientId, e.RequestNumber)
+		return nil, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, true
+	default:
+		result = r.sm.Apply(e.Operation)
+	}
+	r.clientTable.record(e.ClientId, e.RequestNumber, e.OpNumber, result)
+	return result, messages.ReplyError_REPLY_ERROR_NONE, true
 }

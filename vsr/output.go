@@ -45,9 +45,16 @@ type Output struct {
 	// request had run already. It is for observers (metrics, the simulator's
 	// checkers); the caller need not act on it.
 	Committed []*messages.Entry
+	// Checkpoint, when set, is a checkpoint the replica captured at a
+	// committed op. The caller runs it (on any goroutine: it may take a
+	// while for a large state) and hands the result to CheckpointDone; until
+	// then the replica keeps its log whole. A caller that drops it only
+	// delays log truncation to the next checkpoint.
+	Checkpoint *CheckpointJob
 }
 
 // IsEmpty reports whether there is nothing to do.
 func (o Output) IsEmpty() bool {
-	return o.HardState == nil && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0
+	return o.HardState == nil && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0 &&
+		o.Checkpoint == nil
 }

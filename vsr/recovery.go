@@ -1,8 +1,6 @@
 package vsr
 
 import (
-	"slices"
-
 	"github.com/vsrgo/vsr/messages"
 )
 
@@ -15,6 +13,10 @@ import (
 type recoveryState struct {
 	nonce     uint64
 	responses map[int]*messages.RecoveryResponse
+	// chosen is the answer of the latest view's primary, once f+1 answers
+	// are in; the replica then fetches the committed state before its
+	// suffix.
+	chosen *messages.RecoveryResponse
 }
 
 // startRecovery puts the replica in recovering status with a fresh nonce. The
@@ -32,7 +34,11 @@ func (r *Replica) broadcastRecovery() {
 }
 
 // onRecovery answers a recovering replica. Only a normal replica answers, and
-// only the primary sends its log and a snapshot of its executed state.
+// only the primary sends its log: its uncommitted suffix, which the bounded
+// pipeline keeps small. The recovering replica fetches the committed state
+// before it by state transfer, so no answer grows with the history, and no
+// answer costs a snapshot of the state machine (a recovering replica asks
+// every heartbeat).
 func (r *Replica) onRecovery(m *messages.Recovery) {
 	if r.status != StatusNormal {
 		return
@@ -41,22 +47,11 @@ func (r *Replica) onRecovery(m *messages.Recovery) {
 		Nonce: m.Nonce, Replica: uint32(r.index)}
 	if r.isPrimary() {
 		resp.FromPrimary = true
-		resp.Log = r.log
+		resp.Entries = r.uncommittedSuffix()
 		resp.OpNumber = r.opNumber()
 		resp.CommitNumber = r.commitNumber
-		resp.Snapshot = r.snapshot()
 	}
 	r.send(int(m.Replica), resp)
-}
-
-// snapshot is the executed state at the commit number, or nil if the state
-// machine cannot take one (the recovering replica then replays the log).
-func (r *Replica) snapshot() *messages.Snapshot {
-	state, err := r.sm.Snapshot()
-	if err != nil {
-		return nil
-	}
-	return &messages.Snapshot{CommitNumber: r.commitNumber, State: state, ClientTable: r.clientTable.rows()}
 }
 
 // onRecoveryResponse collects answers to this replica's recovery. It needs
@@ -64,11 +59,10 @@ func (r *Replica) snapshot() *messages.Snapshot {
 // view among them: responses can come from several views, and only that
 // primary's log is known to hold every committed op.
 func (r *Replica) onRecoveryResponse(m *messages.RecoveryResponse) {
-	if r.status != StatusRecovering || m.Nonce != r.recovery.nonce {
+	if r.status != StatusRecovering || m.Nonce != r.recovery.nonce || r.recovery.chosen != nil {
 		return
 	}
-	if m.FromPrimary && (int(m.Replica) != r.primaryOf(m.View) ||
-		!wholeLog(m.Log, m.OpNumber, m.CommitNumber) || !validSnapshot(m.Snapshot, m.CommitNumber)) {
+	if m.FromPrimary && (int(m.Replica) != r.primaryOf(m.View) || !validSuffix(m.Entries, m.CommitNumber, m.OpNumber)) {
 		r.drop(DropMalformed)
 		return
 	}
@@ -86,35 +80,48 @@ func (r *Replica) onRecoveryResponse(m *messages.RecoveryResponse) {
 	if p == nil || p.View != latest || !p.FromPrimary {
 		return // Wait for the primary of the latest view.
 	}
-	r.recover(p)
+	r.recovery.chosen = p
+	r.election.start(r.cfg.ViewChangeTicks + r.jitter())
+	r.continueRecovery()
 }
 
-// validSnapshot reports whether s (if any) is at most commit and holds only
-// well-formed client-table rows.
-func validSnapshot(s *messages.Snapshot, commit uint64) bool {
-	if s == nil {
-		return true
+// continueRecovery finishes recovery once the replica holds the committed
+// state up to the chosen primary's commit number, and fetches it until then.
+// The replica stays recovering, answering nothing, while it fetches.
+func (r *Replica) continueRecovery() {
+	p := r.recovery.chosen
+	if p == nil {
+		return
 	}
-	if s.CommitNumber > commit {
-		return false
+	if r.commitNumber > p.OpNumber {
+		// What this replica fetched is committed, and that primary's log ends
+		// before it: the answer is stale. Ask again.
+		r.restartRecovery()
+		return
 	}
-	for _, row := range s.ClientTable {
-		if row == nil || row.ClientId == 0 || row.RequestNumber == 0 {
-			return false
-		}
+	if r.commitNumber < p.CommitNumber {
+		r.election.start(r.cfg.ViewChangeTicks + r.jitter()) // progress: wait on
+		r.catchUpTo(int(p.Replica), p.CommitNumber)
+		return
 	}
-	return true
+	r.finishRecovery(p)
 }
 
-// recover adopts the state of the latest view's primary.
-func (r *Replica) recover(p *messages.RecoveryResponse) {
+// restartRecovery asks everyone again with a new nonce: the transfer stalled
+// (its source may be down) or its answer turned out stale. Committed state
+// fetched so far stays: it is the same in every log.
+func (r *Replica) restartRecovery() {
+	r.catchUp = catchUpState{}
+	r.recovery = recoveryState{nonce: r.rng.next(), responses: map[int]*messages.RecoveryResponse{}}
+	r.election.stop()
+	r.broadcastRecovery()
+}
+
+// finishRecovery adopts the chosen primary's log after the commit number and
+// becomes normal in its view.
+func (r *Replica) finishRecovery(p *messages.RecoveryResponse) {
 	r.enterView(p.View)
-	r.log = slices.Clip(p.Log)
-	r.commitNumber = 0
-	if s := p.Snapshot; s != nil && r.sm.Restore(s.State) == nil {
-		r.clientTable.restore(s.ClientTable)
-		r.commitNumber = s.CommitNumber
-	}
+	r.adoptSuffix(p.Entries)
 	r.becomeNormal()
 	r.heartbeat.start(r.cfg.HeartbeatTicks)
 	r.commitUpTo(p.CommitNumber)

@@ -21,9 +21,22 @@ type Replica struct {
 	viewNumber     uint64
 	status         Status
 	lastNormalView uint64
-	log            []*messages.Entry // log[k] holds op number k+1; opNumber is len(log)
+	log            []*messages.Entry // log[k] holds op number logBase+k+1 (see log.go)
+	logBase        uint64            // the ops up to here are in the checkpoint only
 	commitNumber   uint64            // every op up to here is committed and executed
 	clientTable    clientTable
+
+	// uncommittedBytes is what the entries past the commit number weigh in
+	// a message: the primary keeps it within the pipeline's budget.
+	uncommittedBytes int
+	// checkpoint is the latest encoded checkpoint; checkpointPending names
+	// the op of the one being encoded by the caller, if any.
+	checkpoint           *checkpoint
+	checkpointPending    uint64
+	checkpointFailures   uint64
+	checkpointsInstalled uint64
+	fetch                fetchState   // a checkpoint transfer
+	catchUp              catchUpState // a fetch of committed entries
 
 	// syncing is set while the replica is in a view whose log it does not
 	// hold yet (it learned of the view from its primary): it has asked the
@@ -61,7 +74,7 @@ func New(cfg Config) (*Replica, error) {
 		index:       cfg.ReplicaIndex,
 		sm:          cfg.StateMachine,
 		rng:         newRNG(cfg.Seed),
-		clientTable: newClientTable(),
+		clientTable: newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),
 	}
 	r.heartbeat.start(cfg.HeartbeatTicks)
 	if cfg.Recovering {
@@ -125,6 +138,10 @@ func (r *Replica) dispatch(m proto.Message) {
 		r.onConfirmView(m)
 	case *messages.ConfirmViewOK:
 		r.onConfirmViewOK(m)
+	case *messages.GetCheckpoint:
+		r.onGetCheckpoint(m)
+	case *messages.CheckpointChunk:
+		r.onCheckpointChunk(m)
 	default:
 		r.drop(DropUnknownMessage)
 	}
@@ -143,8 +160,11 @@ func (r *Replica) onHeartbeat() {
 	case StatusViewChange:
 		r.resendViewChange()
 	case StatusRecovering:
-		r.broadcastRecovery()
+		if r.recovery.chosen == nil {
+			r.broadcastRecovery()
+		}
 	}
+	r.resendTransfer()
 }
 
 // onElectionTimeout fires when a backup has not heard from its primary, or a
@@ -158,6 +178,8 @@ func (r *Replica) onElectionTimeout() {
 		}
 	case StatusViewChange:
 		r.startViewChange(r.viewNumber + 1)
+	case StatusRecovering:
+		r.restartRecovery() // The state transfer stalled.
 	}
 }
 
@@ -192,7 +214,7 @@ func (r *Replica) becomeNormal() {
 	r.recovery = recoveryState{}
 	if r.isPrimary() {
 		r.primary.reset(r.n, r.opNumber())
-		r.clientTable.markInProgress(r.log[min(r.commitNumber, r.opNumber()):])
+		r.clientTable.markInProgress(r.uncommittedSuffix())
 		r.election.stop()
 	} else {
 		r.primary = primaryState{}
@@ -240,8 +262,6 @@ func (r *Replica) primaryOf(v uint64) int { return int(v % uint64(r.n)) }
 
 func (r *Replica) isPrimary() bool { return r.primaryOf(r.viewNumber) == r.index }
 
-func (r *Replica) opNumber() uint64 { return uint64(len(r.log)) }
-
 // Accessors, for the actor layer's status reports, the simulator and tests.
 
 // Index is this replica's index.
@@ -270,12 +290,28 @@ func (r *Replica) IsPrimary() bool { return r.status == StatusNormal && r.isPrim
 
 // Entry returns the log entry with op number op, or nil. Entries are shared,
 // not copied: callers must not modify them.
-func (r *Replica) Entry(op uint64) *messages.Entry {
-	if op == 0 || op > r.opNumber() {
-		return nil
+func (r *Replica) Entry(op uint64) *messages.Entry { return r.entryAt(op) }
+
+// LogBase is the op number before the first entry the log holds: the ops up
+// to it are in the checkpoint only.
+func (r *Replica) LogBase() uint64 { return r.logBase }
+
+// CheckpointOpNumber is the op number of the latest encoded checkpoint, or 0.
+func (r *Replica) CheckpointOpNumber() uint64 {
+	if r.checkpoint == nil {
+		return 0
 	}
-	return r.log[op-1]
+	return r.checkpoint.opNumber
 }
+
+// CheckpointStats counts checkpoint encodings that failed and checkpoints
+// installed from peers.
+func (r *Replica) CheckpointStats() (failed, installed uint64) {
+	return r.checkpointFailures, r.checkpointsInstalled
+}
+
+// Sessions is the number of open client sessions.
+func (r *Replica) Sessions() int { return r.clientTable.len() }
 
 // Drops counts the messages this replica dropped, by reason.
 func (r *Replica) Drops() Drops { return r.drops }

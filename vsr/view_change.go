@@ -1,8 +1,6 @@
 package vsr
 
 import (
-	"slices"
-
 	"github.com/vsrgo/vsr/messages"
 )
 
@@ -83,7 +81,7 @@ func (r *Replica) maybeSendDoViewChange() {
 	m := &messages.DoViewChange{
 		ClusterId:      r.cfg.ClusterID,
 		View:           r.viewNumber,
-		Log:            r.log,
+		Entries:        r.uncommittedSuffix(),
 		LastNormalView: r.lastNormalView,
 		OpNumber:       r.opNumber(),
 		CommitNumber:   r.commitNumber,
@@ -129,12 +127,12 @@ func (r *Replica) onDoViewChange(m *messages.DoViewChange) {
 		return
 	}
 	if r.primaryOf(m.View) != r.index || m.LastNormalView >= m.View ||
-		!wholeLog(m.Log, m.OpNumber, m.CommitNumber) {
+		!validSuffix(m.Entries, m.CommitNumber, m.OpNumber) {
 		r.drop(DropMalformed)
 		return
 	}
 	if m.View == r.viewNumber && r.status == StatusNormal {
-		r.send(int(m.Replica), r.startViewMessage()) // It missed the StartView.
+		r.send(int(m.Replica), r.startViewMessage(m.CommitNumber)) // It missed the StartView.
 		return
 	}
 	if m.View > r.viewNumber || r.syncing {
@@ -155,9 +153,14 @@ func (r *Replica) recordDoViewChange(m *messages.DoViewChange) {
 
 // startView makes this replica the primary of its view: it takes the log with
 // the largest last normal view and, among those, the largest op number; the
-// commit number is the largest any replica reported. It becomes normal,
-// executes the committed ops it had not executed, replying to their clients,
-// and sends StartView with the new commit number so backups execute them too.
+// commit number is the largest any replica reported. Each DoViewChange
+// carries only its sender's uncommitted suffix, so the new log is the
+// committed prefix up to the chosen sender's commit number, then the chosen
+// suffix: a new primary whose commit number is below the chosen one fetches
+// the committed ops it lacks first (TigerBeetle's new primary repairs its log
+// the same way before it sends start_view). It becomes normal, executes the
+// committed ops it had not executed, replying to their clients, and sends
+// StartView with the new commit number so backups execute them too.
 func (r *Replica) startView() {
 	best := chooseLog(r.viewChange.doViewChanges, r.buggy(BugLogByOpNumber))
 	if best.OpNumber < r.commitNumber {
@@ -169,14 +172,22 @@ func (r *Replica) startView() {
 		delete(r.viewChange.doViewChanges, int(best.Replica))
 		return
 	}
-	commit := r.commitNumber
+	commit, lowest, source := r.commitNumber, r.commitNumber, r.index
 	for _, m := range r.viewChange.doViewChanges {
-		commit = max(commit, m.CommitNumber)
+		if m.CommitNumber > commit {
+			commit, source = m.CommitNumber, int(m.Replica)
+		}
+		lowest = min(lowest, m.CommitNumber)
 	}
-	r.log = slices.Clip(best.Log)
+	if r.commitNumber < best.CommitNumber {
+		r.catchUpTo(source, best.CommitNumber)
+		return
+	}
+	r.catchUp = catchUpState{}
+	r.adoptSuffix(best.Entries)
 	r.becomeNormal()
 	r.commitUpTo(commit)
-	r.broadcast(r.startViewMessage()) // carries the new commit number
+	r.broadcast(r.startViewMessage(lowest)) // carries the new commit number
 }
 
 // chooseLog picks the DoViewChange whose log the new view starts from: the
@@ -202,11 +213,20 @@ func chooseLog(dvcs map[int]*messages.DoViewChange, byOpNumberOnly bool) *messag
 	return best
 }
 
-func (r *Replica) startViewMessage() *messages.StartView {
+// startViewMessage carries the uncommitted suffix and, as room allows, the
+// committed entries before it down to op from+1 (the lowest commit number
+// among the DoViewChanges), so that backups need no state transfer in the
+// usual case.
+func (r *Replica) startViewMessage(from uint64) *messages.StartView {
+	from = max(min(from, r.commitNumber), r.logBase)
+	entries := fittingTail(r.entriesFrom(from+1, r.opNumber()), r.cfg.entriesBytes())
+	if len(entries) > MaxPrepareEntries {
+		entries = entries[len(entries)-MaxPrepareEntries:]
+	}
 	return &messages.StartView{
 		ClusterId:    r.cfg.ClusterID,
 		View:         r.viewNumber,
-		Log:          r.log,
+		Entries:      entries,
 		OpNumber:     r.opNumber(),
 		CommitNumber: r.commitNumber,
 		Replica:      uint32(r.index),
@@ -215,7 +235,9 @@ func (r *Replica) startViewMessage() *messages.StartView {
 
 // onStartView adopts the new primary's log, becomes normal in its view,
 // executes everything committed (not just marks it) and acknowledges the log
-// so the primary can commit the uncommitted suffix.
+// so the primary can commit the uncommitted suffix. A backup whose commit
+// number is below the first entry the message carries lacks committed ops:
+// it joins the view as a replica that must fetch the view's log first.
 func (r *Replica) onStartView(m *messages.StartView) {
 	if r.status == StatusRecovering || m.View < r.viewNumber {
 		return
@@ -223,13 +245,19 @@ func (r *Replica) onStartView(m *messages.StartView) {
 	if m.View == r.viewNumber && r.status == StatusNormal {
 		return // A duplicate.
 	}
-	if int(m.Replica) != r.primaryOf(m.View) || !wholeLog(m.Log, m.OpNumber, m.CommitNumber) ||
-		m.OpNumber < r.commitNumber {
+	first := m.OpNumber + 1 - uint64(len(m.Entries))
+	if int(m.Replica) != r.primaryOf(m.View) || m.OpNumber < uint64(len(m.Entries)) ||
+		len(m.Entries) > MaxPrepareEntries || !consecutive(m.Entries, first, -1) ||
+		m.CommitNumber > m.OpNumber || first > m.CommitNumber+1 || m.OpNumber < r.commitNumber {
 		r.drop(DropMalformed)
 		return
 	}
+	if first > r.commitNumber+1 {
+		r.joinStartedView(m.View)
+		return
+	}
 	r.enterView(m.View)
-	r.log = slices.Clip(m.Log)
+	r.adoptSuffix(m.Entries)
 	r.becomeNormal()
 	r.commitUpTo(m.CommitNumber)
 	r.sendPrepareOK()

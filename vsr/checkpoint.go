@@ -1,0 +1,168 @@
+package vsr
+
+import (
+	"crypto/sha256"
+	"errors"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine"
+)
+
+// Checkpoints (paper section 5.1, "efficient recovery", and TigerBeetle's
+// checkpoints): every CheckpointInterval committed ops a replica captures its
+// state machine and client table at that op, and once the capture is encoded
+// it discards the log below it but for TrailingOps entries. A checkpoint is of
+// committed state only: it is taken while executing committed op n, right
+// after n, and names n.
+//
+// Capturing is cheap for a state machine that implements
+// statemachine.Checkpointer; encoding a large state is not, so the core hands
+// it to its caller as a CheckpointJob, which may run on another goroutine, and
+// learns the result through CheckpointDone. Until then the log stays whole.
+
+// checkpoint is the latest encoded checkpoint: the one this replica serves
+// to others and the base of its log.
+type checkpoint struct {
+	opNumber uint64
+	encoded  []byte // a messages.Checkpoint
+	digest   []byte // SHA-256 of encoded
+}
+
+// CheckpointJob encodes one checkpoint. Run may be called on any goroutine,
+// at most once; hand its result to the replica's CheckpointDone.
+type CheckpointJob struct {
+	// OpNumber is the committed op the checkpoint is taken at.
+	OpNumber    uint64
+	clientTable []*messages.ClientSession
+	encodeState func() ([]byte, error)
+}
+
+// CheckpointResult is what a CheckpointJob produced.
+type CheckpointResult struct {
+	OpNumber uint64
+	Encoded  []byte
+	Digest   []byte
+	Err      error
+}
+
+// Run encodes the checkpoint and hashes it.
+func (j *CheckpointJob) Run() CheckpointResult {
+	state, err := j.encodeState()
+	if err != nil {
+		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
+	}
+	encoded, err := proto.MarshalOptions{Deterministic: true}.Marshal(&messages.Checkpoint{
+		OpNumber: j.OpNumber, State: state, ClientTable: j.clientTable})
+	if err != nil {
+		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
+	}
+	sum := sha256.Sum256(encoded)
+	return CheckpointResult{OpNumber: j.OpNumber, Encoded: encoded, Digest: sum[:]}
+}
+
+// ErrCheckpoint is wrapped by checkpoint failures the replica reports.
+var ErrCheckpoint = errors.New("vsr: checkpoint failed")
+
+// maybeCheckpoint runs after op is executed: at a multiple of the interval,
+// and when no other checkpoint is being encoded, it captures the state.
+func (r *Replica) maybeCheckpoint(op uint64) {
+	if op%uint64(r.cfg.CheckpointInterval) != 0 || r.checkpointPending != 0 {
+		return
+	}
+	if r.checkpoint != nil && r.checkpoint.opNumber >= op {
+		return
+	}
+	job := &CheckpointJob{OpNumber: op, clientTable: r.clientTable.rows(), encodeState: r.captureState()}
+	if r.buggy(BugCheckpointUncommitted) {
+		job.OpNumber = r.opNumber() // names ops the state does not hold
+	}
+	r.checkpointPending = job.OpNumber
+	r.out.Checkpoint = job
+}
+
+// captureState returns the state machine's state as of now, to be encoded
+// later.
+func (r *Replica) captureState() func() ([]byte, error) {
+	if c, ok := r.sm.(statemachine.Checkpointer); ok {
+		return c.Checkpoint()
+	}
+	state, err := r.sm.Snapshot()
+	return func() ([]byte, error) { return state, err }
+}
+
+// CheckpointDone hands the replica the result of the CheckpointJob it asked
+// for. A result for a checkpoint it no longer waits for (it installed a later
+// one from a peer meanwhile) is ignored. A failed job leaves the log whole;
+// the next interval tries again.
+func (r *Replica) CheckpointDone(res CheckpointResult) Output {
+	if res.OpNumber == 0 || res.OpNumber != r.checkpointPending {
+		return r.takeOutput()
+	}
+	r.checkpointPending = 0
+	if res.Err != nil {
+		r.checkpointFailures++
+		return r.takeOutput()
+	}
+	if r.checkpoint == nil || res.OpNumber > r.checkpoint.opNumber {
+		r.checkpoint = &checkpoint{opNumber: res.OpNumber, encoded: res.Encoded, digest: res.Digest}
+		r.trimLog()
+	}
+	return r.takeOutput()
+}
+
+// trimLog discards the log below the checkpoint but for the trailing window.
+func (r *Replica) trimLog() {
+	if r.checkpoint == nil {
+		return
+	}
+	keep := uint64(r.cfg.TrailingOps)
+	if r.checkpoint.opNumber > keep {
+		r.discardThrough(r.checkpoint.opNumber - keep)
+	}
+}
+
+// installCheckpoint makes the replica's state the checkpoint's: a checkpoint
+// fetched from a peer because the ops before it are gone from every log this
+// replica could ask. The replica's own entries past the checkpoint stay as
+// candidates; those before it are replaced by the state they led to.
+func (r *Replica) installCheckpoint(cp *messages.Checkpoint, encoded, digest []byte) bool {
+	if cp.OpNumber <= r.commitNumber {
+		return false
+	}
+	if err := r.sm.Restore(cp.State); err != nil {
+		r.drop(DropMalformed)
+		return false
+	}
+	r.clientTable.restore(cp.ClientTable)
+	var keep []*messages.Entry
+	if r.opNumber() > cp.OpNumber {
+		keep = r.entriesFrom(max(cp.OpNumber, r.logBase)+1, r.opNumber())
+	}
+	r.resetLog(cp.OpNumber)
+	for _, e := range keep {
+		r.appendEntry(e)
+	}
+	r.commitNumber = cp.OpNumber
+	r.checkpoint = &checkpoint{opNumber: cp.OpNumber, encoded: encoded, digest: digest}
+	r.checkpointPending = 0
+	r.checkpointsInstalled++
+	return true
+}
+
+// validCheckpoint reports whether cp is well formed: named op, client-table
+// rows each with a client, a request number, and no client twice.
+func validCheckpoint(cp *messages.Checkpoint, op uint64) bool {
+	if cp.OpNumber != op || op == 0 {
+		return false
+	}
+	seen := make(map[uint64]bool, len(cp.ClientTable))
+	for _, row := range cp.ClientTable {
+		if row == nil || row.ClientId == 0 || row.RequestNumber == 0 || row.LastOp > op || seen[row.ClientId] {
+			return false
+		}
+		seen[row.ClientId] = true
+	}
+	return true
+}

@@ -1,0 +1,186 @@
+package vsr
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"hash/crc32"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+)
+
+// Checkpoint transfer: a replica that needs ops no log holds any more fetches
+// a checkpoint, one checksummed chunk at a time, in order, each chunk asked for
+// after the one before it arrived (and asked for again on every heartbeat
+// while it does not). A lost chunk costs a heartbeat, a duplicated or
+// reordered one is ignored, and the assembled bytes are checked against the
+// checkpoint's SHA-256 before anything is installed: a replica never adopts a
+// partial checkpoint. The transfer is keyed by the checkpoint (op number and
+// digest), not by the view, so it survives a view change; a source that no
+// longer holds the checkpoint answers with the first chunk of the one it
+// holds, and the transfer starts over with that one.
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fetchState is a checkpoint transfer in progress.
+type fetchState struct {
+	active bool
+	source int
+	// The checkpoint being assembled, once its first chunk arrived.
+	opNumber uint64
+	digest   []byte
+	size     uint64
+	chunks   uint32
+	next     uint32 // the chunk asked for
+	buf      []byte
+	// idle counts heartbeats without a chunk; past a few, another replica
+	// is asked.
+	idle int
+}
+
+// startFetch begins fetching the checkpoint that replica source holds, unless
+// a transfer is under way already.
+func (r *Replica) startFetch(source int) {
+	if r.fetch.active {
+		return
+	}
+	r.fetch = fetchState{active: true, source: source}
+	r.requestChunk()
+}
+
+func (r *Replica) requestChunk() {
+	r.send(r.fetch.source, &messages.GetCheckpoint{ClusterId: r.cfg.ClusterID, Replica: uint32(r.index),
+		OpNumber: r.fetch.opNumber, Digest: r.fetch.digest, Chunk: r.fetch.next})
+}
+
+// endFetch abandons the transfer and lets whatever waited for it go on.
+func (r *Replica) endFetch() {
+	r.fetch = fetchState{}
+	r.onTransferProgress()
+}
+
+// resendChunkRequest runs every heartbeat while a transfer is under way.
+func (r *Replica) resendChunkRequest() {
+	if r.fetch.opNumber != 0 && r.fetch.opNumber <= r.commitNumber {
+		r.endFetch() // The log brought this replica past the checkpoint.
+		return
+	}
+	r.fetch.idle++
+	if r.fetch.idle > 3 {
+		// The source may be down: try the next replica. A replica holding
+		// the same checkpoint goes on where this one stopped.
+		r.fetch.idle = 0
+		r.fetch.source = (r.fetch.source + 1) % r.n
+		if r.fetch.source == r.index {
+			r.fetch.source = (r.fetch.source + 1) % r.n
+		}
+	}
+	r.requestChunk()
+}
+
+// onGetCheckpoint serves a chunk of this replica's checkpoint. Any replica
+// that is not recovering answers: a checkpoint is committed state.
+func (r *Replica) onGetCheckpoint(m *messages.GetCheckpoint) {
+	if r.status == StatusRecovering || r.checkpoint == nil {
+		return
+	}
+	cp := r.checkpoint
+	chunk := m.Chunk
+	if m.OpNumber != cp.opNumber || !bytes.Equal(m.Digest, cp.digest) || chunk >= r.chunkCount(cp) {
+		chunk = 0
+	}
+	r.send(int(m.Replica), r.chunkMessage(cp, chunk))
+}
+
+func (r *Replica) chunkCount(cp *checkpoint) uint32 {
+	size := r.cfg.chunkBytes()
+	return uint32(max(1, (len(cp.encoded)+size-1)/size))
+}
+
+func (r *Replica) chunkMessage(cp *checkpoint, chunk uint32) *messages.CheckpointChunk {
+	size := r.cfg.chunkBytes()
+	lo := int(chunk) * size
+	data := cp.encoded[lo:min(lo+size, len(cp.encoded))]
+	return &messages.CheckpointChunk{ClusterId: r.cfg.ClusterID, Replica: uint32(r.index),
+		OpNumber: cp.opNumber, Digest: cp.digest, Size: uint64(len(cp.encoded)),
+		Chunk: chunk, Chunks: r.chunkCount(cp), Data: data, Crc32C: crc32.Checksum(data, castagnoli)}
+}
+
+// onCheckpointChunk adds a chunk to the checkpoint being assembled.
+func (r *Replica) onCheckpointChunk(m *messages.CheckpointChunk) {
+	if !r.fetch.active || (r.status == StatusNormal && r.isPrimary()) {
+		return
+	}
+	if m.Chunks == 0 || m.Chunk >= m.Chunks || len(m.Digest) != sha256.Size ||
+		crc32.Checksum(m.Data, castagnoli) != m.Crc32C || uint64(len(m.Data)) > m.Size {
+		r.drop(DropMalformed)
+		return
+	}
+	f := &r.fetch
+	if m.OpNumber <= r.commitNumber {
+		// This replica has that state already. If the checkpoint it is
+		// assembling is no newer, the transfer has nothing left to give:
+		// end it, and go on with the log.
+		if f.opNumber <= r.commitNumber {
+			r.endFetch()
+		}
+		return
+	}
+	same := m.OpNumber == f.opNumber && bytes.Equal(m.Digest, f.digest) && m.Size == f.size && m.Chunks == f.chunks
+	switch {
+	case same && (m.Chunk == f.next || r.buggy(BugChunkAnyOrder)):
+	case m.Chunk == 0 && !same && m.OpNumber >= f.opNumber:
+		// The first chunk of another checkpoint, at least as new: start over
+		// with it.
+		*f = fetchState{active: true, source: int(m.Replica), opNumber: m.OpNumber,
+			digest: bytes.Clone(m.Digest), size: m.Size, chunks: m.Chunks}
+	default:
+		return // A duplicate, a chunk out of order, or one of an older checkpoint.
+	}
+	if uint64(len(f.buf)+len(m.Data)) > f.size {
+		*f = fetchState{active: true, source: f.source} // Longer than announced: start over.
+		r.requestChunk()
+		return
+	}
+	f.buf = append(f.buf, m.Data...)
+	f.next++
+	f.idle = 0
+	f.source = int(m.Replica)
+	if r.buggy(BugNormalBeforeSnapshot) && f.chunks > 1 && f.next == 1 {
+		r.adoptUnverified()
+		return
+	}
+	if f.next < f.chunks {
+		r.requestChunk()
+		return
+	}
+	r.completeFetch()
+}
+
+// completeFetch checks the assembled checkpoint and installs it.
+func (r *Replica) completeFetch() {
+	f := r.fetch
+	r.fetch = fetchState{}
+	sum := sha256.Sum256(f.buf)
+	var cp messages.Checkpoint
+	if uint64(len(f.buf)) != f.size || !bytes.Equal(sum[:], f.digest) ||
+		proto.Unmarshal(f.buf, &cp) != nil || !validCheckpoint(&cp, f.opNumber) {
+		r.drop(DropMalformed)
+		r.startFetch(f.source) // Corrupt or forged: fetch it again.
+		return
+	}
+	if r.installCheckpoint(&cp, f.buf, f.digest) {
+		r.onTransferProgress()
+	}
+}
+
+// adoptUnverified is BugNormalBeforeSnapshot: it takes the checkpoint's op
+// number after the first chunk, without the state.
+func (r *Replica) adoptUnverified() {
+	f := r.fetch
+	r.fetch = fetchState{}
+	r.resetLog(f.opNumber)
+	r.commitNumber = f.opNumber
+	r.onTransferProgress()
+}
