@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -73,10 +74,23 @@ type ReplicaStatus struct {
 	// not the named replica's.
 	Drops   vsr.Drops
 	Foreign uint64
+	// Oversized counts the messages not sent because they exceeded
+	// MaxMessageBytes: always zero unless the core has a bug.
+	Oversized uint64
+	// LogBase is the op number before the first entry the log holds, and
+	// CheckpointOpNumber the op of the latest checkpoint.
+	LogBase            uint64
+	CheckpointOpNumber uint64
+	// Sessions is the number of open client sessions.
+	Sessions int
+	// LargestMessage is the largest message this instance has sent, in
+	// bytes; HeapInUse the process's heap in use (with WithMemory only).
+	LargestMessage int
+	HeapInUse      uint64
 }
 
 // StatusQuery asks a replica actor for its ReplicaStatus (with Respond).
-type StatusQuery struct{ WithDigest bool }
+type StatusQuery struct{ WithDigest, WithMemory bool }
 
 // Crash makes a replica actor panic, as a bug would: its supervisor restarts
 // it and it comes back through VR recovery. For tests and demos.
@@ -84,6 +98,14 @@ type Crash struct{}
 
 // tick is the timer message; gen tells the current timer from stale ones.
 type tick struct{ gen uint64 }
+
+// checkpointDone carries an encoded checkpoint back to the instance that
+// asked for it (gen): encoding a large state runs on its own goroutine, so
+// that the replica keeps serving meanwhile.
+type checkpointDone struct {
+	gen uint64
+	res vsr.CheckpointResult
+}
 
 // generations numbers timers across all instances, so a tick scheduled by an
 // instance that has since been restarted never matches the new one's.
@@ -114,6 +136,9 @@ type replicaActor struct {
 	gen        uint64
 	last       Event
 	foreign    uint64 // replica messages dropped for coming from the wrong address
+	oversized  Oversized
+	maxBytes   int // the core's MaxMessageBytes
+	largest    int // the largest message sent
 }
 
 // Receive dispatches on the message type: lifecycle, timer, status and crash
@@ -126,10 +151,17 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		a.gen = 0 // any tick still in flight is now stale
 	case *tick:
 		a.onTick(ctx, m)
+	case *checkpointDone:
+		if m.gen == a.gen && a.core != nil {
+			if m.res.Err != nil {
+				a.logger().Error("vsr: checkpoint failed", "replica", a.core.Index(), "op", m.res.OpNumber, "err", m.res.Err)
+			}
+			a.carryOut(ctx, a.core.CheckpointDone(m.res))
+		}
 	case *StatusQuery:
-		ctx.Respond(a.status(m.WithDigest))
+		a.respondStatus(ctx, m.WithDigest, m.WithMemory, func(s ReplicaStatus) any { return s })
 	case *StatusRequest:
-		ctx.Respond(a.status(m.WithDigest).proto())
+		a.respondStatus(ctx, m.WithDigest, m.WithMemory, func(s ReplicaStatus) any { return s.proto() })
 	case *Crash:
 		panic("vsr: replica crashed on purpose")
 	case *PeerDown:
@@ -141,7 +173,7 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 	case *messages.Prepare, *messages.PrepareOK, *messages.Commit,
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
-		*messages.ConfirmView, *messages.ConfirmViewOK:
+		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk:
 		if a.core != nil && a.fromPeer(ctx, m.(replicaMessage)) {
 			a.carryOut(ctx, a.core.Step(m.(proto.Message)))
 		}
@@ -194,6 +226,10 @@ func (a *replicaActor) start(ctx actor.Context) {
 		return
 	}
 	a.core = core
+	a.maxBytes = cfg.MaxMessageBytes
+	if a.maxBytes == 0 {
+		a.maxBytes = vsr.DefaultMaxMessageBytes
+	}
 	a.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
 	a.gen = generations.Add(1)
 	a.report(a.recovering)
@@ -213,19 +249,39 @@ func (a *replicaActor) scheduleTick(ctx actor.Context) {
 }
 
 // carryOut does what the core asked, in its order. The core has already
-// executed committed ops against the state machine; what is left is to send
-// its messages to replicas, then its replies to clients. (HardState is not
-// written: VR recovers a restarted replica from its peers.)
+// executed committed ops against the state machine; what is left is to start
+// encoding a checkpoint it captured, then send its messages to replicas, then
+// its replies to clients. (HardState is not written: VR recovers a restarted
+// replica from its peers.) A message over the core's MaxMessageBytes is a bug
+// in the core: it is counted and logged, and not sent, since the transport
+// would refuse it together with the messages batched with it.
 func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
+	if job := out.Checkpoint; job != nil {
+		self, gen, root := ctx.Self(), a.gen, ctx.ActorSystem().Root
+		go func() { root.Send(self, &checkpointDone{gen: gen, res: job.Run()}) }()
+	}
 	for _, env := range out.Messages {
 		if env.To >= 0 && env.To < len(a.cfg.Peers) {
-			ctx.Request(a.cfg.Peers[env.To], env.Msg) // with this actor as sender: see fromPeer
+			to := a.cfg.Peers[env.To]
+			if a.allow(env.Msg, to) {
+				ctx.Request(to, env.Msg) // with this actor as sender: see fromPeer
+			}
 		}
 	}
 	for _, r := range out.Replies {
-		ctx.Send(actor.NewPID(r.To.Address, r.To.Id), r.Reply)
+		to := actor.NewPID(r.To.Address, r.To.Id)
+		if a.allow(r.Reply, to) {
+			ctx.Send(to, r.Reply)
+		}
 	}
 	a.report(false)
+}
+
+// allow checks an outgoing message against MaxMessageBytes and notes the
+// largest so far.
+func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
+	a.largest = max(a.largest, proto.Size(m))
+	return a.oversized.Allow(m, a.maxBytes, to, a.logger())
 }
 
 // report emits an Event when the status or view changed.
@@ -241,22 +297,53 @@ func (a *replicaActor) report(restarted bool) {
 	}
 }
 
-func (a *replicaActor) status(withDigest bool) ReplicaStatus {
-	if a.core == nil {
-		return ReplicaStatus{Replica: a.cfg.Core.ReplicaIndex, Status: vsr.StatusRecovering}
+// respondStatus answers a status query. Without a digest the answer costs
+// nothing. The digest hashes the state machine's whole state, O(state size):
+// for a state machine that implements statemachine.Checkpointer the state is
+// captured at once and encoded and hashed on another goroutine, which then
+// answers, so that the replica does not stall; otherwise it is encoded here.
+func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory bool, as func(ReplicaStatus) any) {
+	s := a.status()
+	if withMemory {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s.HeapInUse = ms.HeapInuse
 	}
-	s := ReplicaStatus{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
-		LastNormalView: a.core.LastNormalView(), OpNumber: a.core.OpNumber(),
-		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops(), Foreign: a.foreign}
-	if withDigest {
-		if snap, err := a.sm.Snapshot(); err == nil {
+	if !withDigest || a.core == nil {
+		ctx.Respond(as(s))
+		return
+	}
+	encode := func() ([]byte, error) { return a.sm.Snapshot() }
+	if c, ok := a.sm.(statemachine.Checkpointer); ok {
+		encode = c.Checkpoint()
+	} else {
+		snap, err := a.sm.Snapshot()
+		encode = func() ([]byte, error) { return snap, err }
+	}
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	if sender == nil {
+		return
+	}
+	go func() {
+		if snap, err := encode(); err == nil {
 			h := sha256.New()
 			_ = binary.Write(h, binary.BigEndian, s.CommitNumber)
 			h.Write(snap)
 			copy(s.Digest[:], h.Sum(nil))
 		}
+		root.Send(sender, as(s))
+	}()
+}
+
+func (a *replicaActor) status() ReplicaStatus {
+	if a.core == nil {
+		return ReplicaStatus{Replica: a.cfg.Core.ReplicaIndex, Status: vsr.StatusRecovering}
 	}
-	return s
+	return ReplicaStatus{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
+		LastNormalView: a.core.LastNormalView(), OpNumber: a.core.OpNumber(),
+		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops(), Foreign: a.foreign,
+		Oversized: a.oversized.Count(), LogBase: a.core.LogBase(), CheckpointOpNumber: a.core.CheckpointOpNumber(),
+		Sessions: a.core.Sessions(), LargestMessage: a.largest}
 }
 
 // proto converts the status for a remote asker.
@@ -264,7 +351,9 @@ func (s ReplicaStatus) proto() *StatusReply {
 	return &StatusReply{Replica: uint32(s.Replica), Status: s.Status.String(), View: s.View,
 		LastNormalView: s.LastNormalView, OpNumber: s.OpNumber, CommitNumber: s.CommitNumber,
 		Primary: uint32(s.Primary), Digest: s.Digest[:], Dropped: s.Drops.Total(), Foreign: s.Foreign,
-		WrongCluster: s.Drops[vsr.DropWrongCluster]}
+		WrongCluster: s.Drops[vsr.DropWrongCluster], Oversized: s.Oversized, LogBase: s.LogBase,
+		CheckpointOpNumber: s.CheckpointOpNumber, Sessions: uint64(s.Sessions), LargestMessage: uint64(s.LargestMessage),
+		HeapInUse: s.HeapInUse}
 }
 
 func (a *replicaActor) logger() *slog.Logger {

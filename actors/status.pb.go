@@ -28,8 +28,11 @@ const (
 
 // StatusRequest asks a replica actor for its status.
 type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WithDigest    bool                   `protobuf:"varint,1,opt,name=with_digest,json=withDigest,proto3" json:"with_digest,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	WithDigest bool                   `protobuf:"varint,1,opt,name=with_digest,json=withDigest,proto3" json:"with_digest,omitempty"`
+	// with_memory asks for the process's heap in use (a runtime.ReadMemStats,
+	// which briefly stops the world).
+	WithMemory    bool `protobuf:"varint,2,opt,name=with_memory,json=withMemory,proto3" json:"with_memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -71,6 +74,13 @@ func (x *StatusRequest) GetWithDigest() bool {
 	return false
 }
 
+func (x *StatusRequest) GetWithMemory() bool {
+	if x != nil {
+		return x.WithMemory
+	}
+	return false
+}
+
 // StatusReply is a replica's status (see ReplicaStatus).
 type StatusReply struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -85,8 +95,20 @@ type StatusReply struct {
 	Dropped        uint64                 `protobuf:"varint,9,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	Foreign        uint64                 `protobuf:"varint,10,opt,name=foreign,proto3" json:"foreign,omitempty"`
 	WrongCluster   uint64                 `protobuf:"varint,11,opt,name=wrong_cluster,json=wrongCluster,proto3" json:"wrong_cluster,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Messages not sent for exceeding MaxMessageBytes (a core bug if not 0).
+	Oversized uint64 `protobuf:"varint,12,opt,name=oversized,proto3" json:"oversized,omitempty"`
+	// The op number before the first log entry held, and the latest
+	// checkpoint's op number.
+	LogBase            uint64 `protobuf:"varint,13,opt,name=log_base,json=logBase,proto3" json:"log_base,omitempty"`
+	CheckpointOpNumber uint64 `protobuf:"varint,14,opt,name=checkpoint_op_number,json=checkpointOpNumber,proto3" json:"checkpoint_op_number,omitempty"`
+	Sessions           uint64 `protobuf:"varint,15,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// The largest message this replica instance has sent, in bytes.
+	LargestMessage uint64 `protobuf:"varint,16,opt,name=largest_message,json=largestMessage,proto3" json:"largest_message,omitempty"`
+	// The hosting process's heap in use, in bytes (Go's HeapInuse), when the
+	// status was asked with_memory.
+	HeapInUse     uint64 `protobuf:"varint,17,opt,name=heap_in_use,json=heapInUse,proto3" json:"heap_in_use,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -196,15 +218,59 @@ func (x *StatusReply) GetWrongCluster() uint64 {
 	return 0
 }
 
+func (x *StatusReply) GetOversized() uint64 {
+	if x != nil {
+		return x.Oversized
+	}
+	return 0
+}
+
+func (x *StatusReply) GetLogBase() uint64 {
+	if x != nil {
+		return x.LogBase
+	}
+	return 0
+}
+
+func (x *StatusReply) GetCheckpointOpNumber() uint64 {
+	if x != nil {
+		return x.CheckpointOpNumber
+	}
+	return 0
+}
+
+func (x *StatusReply) GetSessions() uint64 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
+func (x *StatusReply) GetLargestMessage() uint64 {
+	if x != nil {
+		return x.LargestMessage
+	}
+	return 0
+}
+
+func (x *StatusReply) GetHeapInUse() uint64 {
+	if x != nil {
+		return x.HeapInUse
+	}
+	return 0
+}
+
 var File_status_proto protoreflect.FileDescriptor
 
 const file_status_proto_rawDesc = "" +
 	"\n" +
 	"\fstatus.proto\x12\n" +
-	"vsr.actors\"0\n" +
+	"vsr.actors\"Q\n" +
 	"\rStatusRequest\x12\x1f\n" +
 	"\vwith_digest\x18\x01 \x01(\bR\n" +
-	"withDigest\"\xca\x02\n" +
+	"withDigest\x12\x1f\n" +
+	"\vwith_memory\x18\x02 \x01(\bR\n" +
+	"withMemory\"\x9a\x04\n" +
 	"\vStatusReply\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\rR\areplica\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
@@ -217,7 +283,13 @@ const file_status_proto_rawDesc = "" +
 	"\adropped\x18\t \x01(\x04R\adropped\x12\x18\n" +
 	"\aforeign\x18\n" +
 	" \x01(\x04R\aforeign\x12#\n" +
-	"\rwrong_cluster\x18\v \x01(\x04R\fwrongClusterB\x1dZ\x1bgithub.com/vsrgo/vsr/actorsb\x06proto3"
+	"\rwrong_cluster\x18\v \x01(\x04R\fwrongCluster\x12\x1c\n" +
+	"\toversized\x18\f \x01(\x04R\toversized\x12\x19\n" +
+	"\blog_base\x18\r \x01(\x04R\alogBase\x120\n" +
+	"\x14checkpoint_op_number\x18\x0e \x01(\x04R\x12checkpointOpNumber\x12\x1a\n" +
+	"\bsessions\x18\x0f \x01(\x04R\bsessions\x12'\n" +
+	"\x0flargest_message\x18\x10 \x01(\x04R\x0elargestMessage\x12\x1e\n" +
+	"\vheap_in_use\x18\x11 \x01(\x04R\theapInUseB\x1dZ\x1bgithub.com/vsrgo/vsr/actorsb\x06proto3"
 
 var (
 	file_status_proto_rawDescOnce sync.Once

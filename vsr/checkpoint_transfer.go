@@ -130,9 +130,11 @@ func (r *Replica) onCheckpointChunk(m *messages.CheckpointChunk) {
 	same := m.OpNumber == f.opNumber && bytes.Equal(m.Digest, f.digest) && m.Size == f.size && m.Chunks == f.chunks
 	switch {
 	case same && (m.Chunk == f.next || r.buggy(BugChunkAnyOrder)):
-	case m.Chunk == 0 && !same && m.OpNumber >= f.opNumber:
-		// The first chunk of another checkpoint, at least as new: start over
-		// with it.
+	case m.Chunk == 0 && !same && (m.OpNumber >= f.opNumber || f.idle >= 2):
+		// The first chunk of another checkpoint, at least as new, or of any
+		// checkpoint this replica lacks once the one it was assembling has
+		// stalled (no replica it can reach may hold that one any more):
+		// start over with it.
 		*f = fetchState{active: true, source: int(m.Replica), opNumber: m.OpNumber,
 			digest: bytes.Clone(m.Digest), size: m.Size, chunks: m.Chunks}
 	default:

@@ -49,6 +49,9 @@ func (r *Replica) enterView(v uint64) {
 	r.viewChange.doViewChanges = map[int]*messages.DoViewChange{}
 	r.primary = primaryState{}
 	r.clientTable.clearInProgress()
+	if r.status != StatusRecovering {
+		r.catchUp = catchUpState{} // a new primary's catch-up belongs to its view
+	}
 }
 
 func (r *Replica) startViewChangeMessage() *messages.StartViewChange {
