@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vsrgo/vsr/vsr"
 )
 
 // Config describes a replica group across machines. Every node and client
@@ -27,6 +29,27 @@ type Config struct {
 	TLS *TLSFiles `json:"tls,omitempty"`
 	// Tick is the core's tick (default 10ms).
 	Tick Duration `json:"tick,omitempty"`
+	// History bounds what the replicas keep and send (zero fields take the
+	// core's defaults). Every node of a group must use the same values.
+	History History `json:"history,omitempty"`
+}
+
+// History is the part of vsr.Config that bounds the cost of history: see
+// the fields of vsr.Config of the same names.
+type History struct {
+	CheckpointInterval int    `json:"checkpoint_interval,omitempty"`
+	TrailingOps        int    `json:"trailing_ops,omitempty"`
+	PipelineMax        int    `json:"pipeline_max,omitempty"`
+	MaxMessageBytes    int    `json:"max_message_bytes,omitempty"`
+	SessionIdleOps     uint64 `json:"session_idle_ops,omitempty"`
+	MaxSessions        int    `json:"max_sessions,omitempty"`
+}
+
+// Apply copies the bounds into a core configuration.
+func (h History) Apply(c vsr.Config) vsr.Config {
+	c.CheckpointInterval, c.TrailingOps, c.PipelineMax = h.CheckpointInterval, h.TrailingOps, h.PipelineMax
+	c.MaxMessageBytes, c.SessionIdleOps, c.MaxSessions = h.MaxMessageBytes, h.SessionIdleOps, h.MaxSessions
+	return c
 }
 
 // TLSFiles names the PEM files of a node's or client's identity.
@@ -111,5 +134,18 @@ func (c Config) Validate() error {
 	if c.Tick < 0 {
 		return fmt.Errorf("%w: negative tick", ErrConfig)
 	}
+	core := c.History.Apply(vsr.Config{ReplicaCount: n, StateMachine: noStateMachine{}})
+	if err := core.Validate(); err != nil {
+		return fmt.Errorf("%w: history: %w", ErrConfig, err)
+	}
 	return nil
 }
+
+// noStateMachine stands in for the state machine when only the bounds of a
+// core configuration are being checked.
+type noStateMachine struct{}
+
+func (noStateMachine) Apply([]byte) []byte       { return nil }
+func (noStateMachine) ReadOnly([]byte) bool      { return false }
+func (noStateMachine) Snapshot() ([]byte, error) { return nil, nil }
+func (noStateMachine) Restore([]byte) error      { return nil }
