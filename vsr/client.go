@@ -164,7 +164,8 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 	}
 	if m.Error == messages.ReplyError_REPLY_ERROR_BUSY {
 		// The primary's pipeline is full: back off for half the retry
-		// time, then send to the primary again.
+		// time, then resend (to every replica, as on any retry: the
+		// primary may change meanwhile).
 		c.waited = c.cfg.RetryTicks / 2
 		return ClientOutput{}
 	}

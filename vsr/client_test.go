@@ -22,6 +22,10 @@ func uClient(t *testing.T, mod ...func(*ClientConfig)) *Client {
 	return c
 }
 
+// The tests of this file are about the client core's mechanics (numbers,
+// views, retries) and submit reads, which need no session; the session a
+// write needs is client_session_test.go's business.
+
 func uReply(client, number, view uint64, replica int) *messages.Reply {
 	return &messages.Reply{ClientId: client, RequestNumber: number, View: view, Replica: uint32(replica)}
 }
@@ -55,12 +59,12 @@ func TestNewClient_RejectsBadConfig(t *testing.T) {
 func TestClient_DefaultsRetryTicksAndFirstRequestNumber(t *testing.T) {
 	c := uClient(t, func(c *ClientConfig) { c.RetryTicks = 0 })
 	assert.Equal(t, 20, c.cfg.RetryTicks)
-	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), c.RequestNumber())
 
 	c = uClient(t, func(c *ClientConfig) { c.FirstRequestNumber = 50 })
-	_, err = c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err = c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(50), c.RequestNumber(), "a restarted client continues after its old numbers")
 }
@@ -84,9 +88,9 @@ func TestClient_SubmitSendsOneRequestToBelievedPrimary(t *testing.T) {
 
 func TestClient_SubmitWhileInFlightFails(t *testing.T) {
 	c := uClient(t)
-	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
-	out, err := c.Submit(kv.GetOp("b"), messages.ReadMode_READ_MODE_LOG)
+	out, err := c.Submit(kv.GetOp("b"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	assert.ErrorIs(t, err, ErrRequestInFlight)
 	assert.Empty(t, out.Messages)
 	assert.Equal(t, uint64(1), c.RequestNumber(), "a refused submit uses no request number")
@@ -94,14 +98,14 @@ func TestClient_SubmitWhileInFlightFails(t *testing.T) {
 
 func TestClient_SubmitEmptyOperationFails(t *testing.T) {
 	c := uClient(t)
-	_, err := c.Submit(nil, messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(nil, messages.ReadMode_READ_MODE_LINEARIZABLE)
 	assert.ErrorIs(t, err, ErrEmptyOperation)
 	assert.False(t, c.Pending())
 }
 
 func TestClient_ReplyCompletesRequestAndTeachesHigherView(t *testing.T) {
 	c := uClient(t)
-	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	rep := uReply(9, 1, 4, 1)
 	rep.Result = []byte("x")
@@ -112,7 +116,7 @@ func TestClient_ReplyCompletesRequestAndTeachesHigherView(t *testing.T) {
 	assert.Equal(t, uint64(4), c.View())
 	assert.Equal(t, 1, c.Primary(), "view 4 mod 3")
 
-	out, err = c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	out, err = c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	assert.Equal(t, 1, out.Messages[0].To, "the next request goes to the new primary")
 }
@@ -131,7 +135,7 @@ func TestClient_NeverLearnsALowerViewOrAStaleReplyView(t *testing.T) {
 
 func TestClient_IgnoresUnrelatedReplies(t *testing.T) {
 	c := uClient(t)
-	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	assert.Nil(t, c.Step(nil).Done)
 	assert.Nil(t, c.Step(uReply(8, 1, 0, 0)).Done, "another client's reply")
@@ -143,7 +147,7 @@ func TestClient_IgnoresUnrelatedReplies(t *testing.T) {
 func TestClient_TickResendsToAllAfterRetryTicks(t *testing.T) {
 	c := uClient(t)
 	assert.Empty(t, c.Tick().Messages, "nothing pending, nothing to resend")
-	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	for k := 1; k < 4; k++ {
 		assert.Empty(t, c.Tick().Messages, "tick %d", k)
@@ -159,13 +163,13 @@ func TestClient_TickResendsToAllAfterRetryTicks(t *testing.T) {
 
 func TestClient_CancelDropsPendingAndIgnoresLateReply(t *testing.T) {
 	c := uClient(t)
-	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	_, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	c.Cancel()
 	assert.False(t, c.Pending())
 	assert.Nil(t, c.Step(uReply(9, 1, 0, 0)).Done)
 	assert.Empty(t, c.Tick().Messages)
-	out, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LOG)
+	out, err := c.Submit(kv.GetOp("a"), messages.ReadMode_READ_MODE_LINEARIZABLE)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), out.Messages[0].Msg.(*messages.Request).RequestNumber,
 		"the next request never reuses the cancelled one's number")

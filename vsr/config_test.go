@@ -47,6 +47,13 @@ func TestConfig_ValidateRejectsBadConfigsWithMatchingSentinel(t *testing.T) {
 		{"heartbeat > default inactivity", func(c *Config) { c.HeartbeatTicks = DefaultInactivityTicks + 1 }, ErrTiming},
 		{"negative max batch", func(c *Config) { c.MaxBatch = -1 }, ErrBatch},
 		{"recovering with n=1", func(c *Config) { c.ReplicaCount, c.Recovering = 1, true }, ErrCannotRecover},
+		{"max batch past the protocol bound", func(c *Config) { c.MaxBatch = MaxPrepareEntries + 1 }, ErrBatch},
+		{"negative checkpoint interval", func(c *Config) { c.CheckpointInterval = -1 }, ErrHistoryBounds},
+		{"negative pipeline", func(c *Config) { c.PipelineMax = -1 }, ErrHistoryBounds},
+		{"pipeline past the protocol bound", func(c *Config) { c.PipelineMax = MaxPrepareEntries + 1 }, ErrHistoryBounds},
+		{"message bound below the minimum", func(c *Config) { c.MaxMessageBytes = MinMaxMessageBytes - 1 }, ErrHistoryBounds},
+		{"message bound above the maximum", func(c *Config) { c.MaxMessageBytes = MaxMaxMessageBytes + 1 }, ErrHistoryBounds},
+		{"negative max sessions", func(c *Config) { c.MaxSessions = -1 }, ErrHistoryBounds},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +83,27 @@ func TestNew_AppliesDefaultTiming(t *testing.T) {
 	assert.Equal(t, DefaultJitterTicks, r.cfg.JitterTicks)
 	assert.Equal(t, DefaultMaxBatch, r.cfg.MaxBatch)
 	assert.Equal(t, 1, r.f)
+}
+
+func TestNew_AppliesDefaultHistoryBounds(t *testing.T) {
+	r, err := New(uValidConfig())
+	require.NoError(t, err)
+	assert.Equal(t, DefaultCheckpointInterval, r.cfg.CheckpointInterval)
+	assert.Equal(t, DefaultTrailingOps, r.cfg.TrailingOps)
+	assert.Equal(t, DefaultPipelineMax, r.cfg.PipelineMax)
+	assert.Equal(t, DefaultMaxMessageBytes, r.cfg.MaxMessageBytes)
+	assert.Equal(t, uint64(DefaultSessionIdleOps), r.cfg.SessionIdleOps)
+	assert.Equal(t, DefaultMaxSessions, r.cfg.MaxSessions)
+
+	c := uValidConfig()
+	c.TrailingOps, c.MaxMessageBytes = -1, MinMaxMessageBytes
+	r, err = New(c)
+	require.NoError(t, err)
+	assert.Equal(t, 0, r.cfg.TrailingOps, "negative keeps no trailing ops")
+	assert.Equal(t, MinMaxMessageBytes, r.cfg.MaxMessageBytes)
+	assert.Equal(t, MinMaxMessageBytes/4, r.cfg.maxEntryBytes())
+	assert.Equal(t, MinMaxMessageBytes/2, r.cfg.pipelineBytes())
+	assert.LessOrEqual(t, r.cfg.pipelineBytes(), r.cfg.entriesBytes(), "a view change's suffix fits in one message")
 }
 
 func TestNew_KeepsExplicitTimingAndNegativeJitter(t *testing.T) {
@@ -133,8 +161,20 @@ func (s *uSM) Snapshot() ([]byte, error) {
 // uRecovering makes a replica start in recovering status.
 func uRecovering(c *Config) { c.Recovering = true }
 
-// uReplica makes replica i of n with small, jitter-free timing.
+// uReplica makes replica i of n with small, jitter-free timing. Its client
+// table holds an open session for every client the unit tests use (see
+// uSessionClients), as if each had registered before the history a test
+// starts from: a write needs a session, and these tests are about what
+// happens to writes, not about sessions. uBareReplica leaves the table empty.
 func uReplica(t *testing.T, n, i int, opts ...func(*Config)) (*Replica, *uSM) {
+	t.Helper()
+	r, sm := uBareReplica(t, n, i, opts...)
+	uOpenSessions(r, uSessionClients()...)
+	return r, sm
+}
+
+// uBareReplica is uReplica with an empty client table.
+func uBareReplica(t *testing.T, n, i int, opts ...func(*Config)) (*Replica, *uSM) {
 	t.Helper()
 	sm := &uSM{Store: kv.NewStore()}
 	c := Config{ClusterID: uCluster, ReplicaCount: n, ReplicaIndex: i, StateMachine: sm, Seed: uint64(100 + i),
@@ -145,6 +185,31 @@ func uReplica(t *testing.T, n, i int, opts ...func(*Config)) (*Replica, *uSM) {
 	r, err := New(c)
 	require.NoError(t, err)
 	return r, sm
+}
+
+// uRegistered is the request number of the registration that opened the
+// sessions of uSessionClients: their first write is request uRegistered+1.
+const uRegistered = 1
+
+// uSessionClients are the clients with a session in every unit-test replica:
+// 1..20 (requests made by uReq) and 101..164 (entries made by uEntry).
+func uSessionClients() []uint64 {
+	var cs []uint64
+	for c := uint64(1); c <= 20; c++ {
+		cs = append(cs, c)
+	}
+	for c := uint64(101); c <= 164; c++ {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// uOpenSessions opens a session for each client in r's table, at op 0 with
+// request number uRegistered, the same on every replica.
+func uOpenSessions(r *Replica, clients ...uint64) {
+	for _, c := range clients {
+		r.clientTable.record(c, uRegistered, 0, nil)
+	}
 }
 
 // uStep steps m and checks the invariants.
@@ -179,9 +244,10 @@ func uRead(client, number uint64, key string, mode messages.ReadMode) *messages.
 	return m
 }
 
-// uEntry is op number op of view v: client 100+op puts "k<op>" = "v<op>".
+// uEntry is op number op of view v: client 100+op puts "k<op>" = "v<op>",
+// its first write after its registration.
 func uEntry(op, v uint64) *messages.Entry {
-	return &messages.Entry{OpNumber: op, View: v, ClientId: 100 + op, RequestNumber: 1,
+	return &messages.Entry{OpNumber: op, View: v, ClientId: 100 + op, RequestNumber: uRegistered + 1,
 		Operation: kv.PutOp(fmt.Sprintf("k%d", op), []byte(fmt.Sprintf("v%d", op))), ReplyTo: uAddr}
 }
 
@@ -210,19 +276,55 @@ func uSVC(view uint64, from int) *messages.StartViewChange {
 	return &messages.StartViewChange{ClusterId: uCluster, View: view, Replica: uint32(from)}
 }
 
+// uDVC is the DoViewChange of a replica whose log is log (ops 1..len(log))
+// with commit number commit: it carries the uncommitted suffix, log[commit:].
 func uDVC(view uint64, from int, lastNormal, commit uint64, log []*messages.Entry) *messages.DoViewChange {
-	return &messages.DoViewChange{ClusterId: uCluster, View: view, Log: log, LastNormalView: lastNormal,
-		OpNumber: uint64(len(log)), CommitNumber: commit, Replica: uint32(from)}
+	return &messages.DoViewChange{ClusterId: uCluster, View: view, Entries: uSuffix(log, commit),
+		LastNormalView: lastNormal, OpNumber: uint64(len(log)), CommitNumber: commit, Replica: uint32(from)}
 }
 
+// uSuffix is the entries of log (ops 1..len(log)) after op commit.
+func uSuffix(log []*messages.Entry, commit uint64) []*messages.Entry {
+	if commit >= uint64(len(log)) {
+		return nil
+	}
+	return log[commit:]
+}
+
+// uStartView is a StartView carrying the whole log (ops 1..len(log)).
 func uStartView(view uint64, from int, commit uint64, log []*messages.Entry) *messages.StartView {
-	return &messages.StartView{ClusterId: uCluster, View: view, Log: log, OpNumber: uint64(len(log)),
+	return &messages.StartView{ClusterId: uCluster, View: view, Entries: log, OpNumber: uint64(len(log)),
 		CommitNumber: commit, Replica: uint32(from)}
+}
+
+// uStartViewFrom is a StartView of the log (ops 1..len(log)) carrying only
+// its entries after op after.
+func uStartViewFrom(view uint64, from int, commit, after uint64, log []*messages.Entry) *messages.StartView {
+	m := uStartView(view, from, commit, log)
+	m.Entries = log[after:]
+	return m
 }
 
 func uNewState(view uint64, from int, commit uint64, entries []*messages.Entry, op uint64) *messages.NewState {
 	return &messages.NewState{ClusterId: uCluster, View: view, Entries: entries, OpNumber: op,
 		CommitNumber: commit, Replica: uint32(from)}
+}
+
+// uServeCommitted answers the committed_only GetState that r sent in out as
+// a replica holding log (ops 1..len(log)) with commit number commit would,
+// and returns r's output. It fails the test if r sent no such GetState.
+func uServeCommitted(t *testing.T, r *Replica, out Output, log []*messages.Entry, commit uint64) Output {
+	t.Helper()
+	var req *uSent[*messages.GetState]
+	for _, gs := range uMsgs[*messages.GetState](out) {
+		if gs.Msg.CommittedOnly {
+			req = &gs
+		}
+	}
+	require.NotNil(t, req, "no committed_only GetState in %+v", out.Messages)
+	ns := uNewState(req.Msg.View, req.To, commit, log[req.Msg.OpNumber:commit], uint64(len(log)))
+	ns.CommittedOnly = true
+	return uStep(t, r, ns)
 }
 
 // uSent is a message of type T in an output, with its destination.
@@ -266,13 +368,14 @@ func uBackup(t *testing.T, n, i int, ops, commit uint64, opts ...func(*Config)) 
 }
 
 // uPrimary makes replica 0 of n, primary of view 0, with committed ops
-// committed by f PrepareOKs and uncommitted more on top (requests from
-// clients 1, 2, ..., each putting "k<op>" = "v<op>").
+// committed by f PrepareOKs and uncommitted more on top (the first writes,
+// request uRegistered+1, of clients 1, 2, ..., each putting "k<op>" =
+// "v<op>").
 func uPrimary(t *testing.T, n int, committed, uncommitted int, opts ...func(*Config)) (*Replica, *uSM) {
 	t.Helper()
 	r, sm := uReplica(t, n, 0, opts...)
 	for op := 1; op <= committed+uncommitted; op++ {
-		uStep(t, r, uReq(uint64(op), 1, kv.PutOp(fmt.Sprintf("k%d", op), []byte(fmt.Sprintf("v%d", op)))))
+		uStep(t, r, uReq(uint64(op), uRegistered+1, kv.PutOp(fmt.Sprintf("k%d", op), []byte(fmt.Sprintf("v%d", op)))))
 	}
 	f := (n - 1) / 2
 	if committed > 0 {

@@ -60,7 +60,7 @@ func TestDrops_NilMessageIsCountedMalformed(t *testing.T) {
 }
 
 func TestDrops_UnknownMessageTypeIsCounted(t *testing.T) {
-	for _, m := range []proto.Message{&messages.Entry{OpNumber: 1}, &messages.Reply{}, &messages.Snapshot{}} {
+	for _, m := range []proto.Message{&messages.Entry{OpNumber: 1}, &messages.Reply{}, &messages.Checkpoint{}, &messages.ClientSession{ClientId: 1}} {
 		r, _ := uReplica(t, 3, 1)
 		out := r.Step(m)
 		uOnly(t, r, out, DropUnknownMessage)

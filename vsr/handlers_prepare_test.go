@@ -94,20 +94,37 @@ func TestOnPrepare_FromNonPrimaryIsDroppedAsBadReplica(t *testing.T) {
 }
 
 func TestOnPrepare_MalformedBatchesAreDropped(t *testing.T) {
+	huge := uint64(MaxPrepareEntries + 1)
 	cases := map[string]*messages.Prepare{
-		"oversized":       uPrepare(0, 0, 0, uLog(1, 3, 0)...),
+		"more entries than any Prepare may carry":    uPrepare(0, 0, huge, uLog(1, huge, 0)...),
+		"more uncommitted entries than the pipeline": uPrepare(0, 0, 0, uLog(1, 3, 0)...),
 		"empty":           uPrepare(0, 0, 0),
 		"not consecutive": uPrepare(0, 0, 0, uEntry(1, 0), uEntry(3, 0)),
 		"op number 0":     uPrepare(0, 0, 0, uEntry(0, 0), uEntry(1, 0)),
 		"nil entry":       uPrepare(0, 0, 0, uEntry(1, 0), nil),
 	}
 	for name, p := range cases {
-		r, _ := uReplica(t, 3, 1, func(c *Config) { c.MaxBatch = 2 })
+		pipeline := 2
+		if len(p.Entries) > 3 {
+			pipeline = MaxPrepareEntries // only the entry bound can refuse it
+		}
+		r, _ := uReplica(t, 3, 1, func(c *Config) { c.MaxBatch, c.PipelineMax = 1, pipeline })
 		out := uStep(t, r, p)
 		assert.Empty(t, out.Messages, name)
 		assert.Equal(t, uint64(0), r.OpNumber(), name)
 		assert.Equal(t, uint64(1), r.Drops()[DropMalformed], name)
 	}
+}
+
+// A receiver checks a Prepare against the protocol's bounds, not its own
+// MaxBatch: replicas configured differently still understand each other.
+func TestOnPrepare_BatchLargerThanOwnMaxBatchIsTaken(t *testing.T) {
+	r, _ := uReplica(t, 3, 1, func(c *Config) { c.MaxBatch = 1 })
+	out := uStep(t, r, uPrepare(0, 0, 0, uLog(1, 3, 0)...))
+	assert.Equal(t, uint64(3), r.OpNumber())
+	oks := uMsgs[*messages.PrepareOK](out)
+	require.Len(t, oks, 1)
+	assert.Equal(t, uint64(3), oks[0].Msg.OpNumber)
 }
 
 func TestOnPrepare_LaterViewMovesToThatViewSyncingAndFetchesLog(t *testing.T) {
@@ -137,7 +154,7 @@ func TestOnPrepare_LaterViewMovesToThatViewSyncingAndFetchesLog(t *testing.T) {
 
 func TestOnPrepareOK_CommitsOnlyAfterFBackupAcks(t *testing.T) {
 	r, sm := uReplica(t, 5, 0)
-	uStep(t, r, uReq(1, 1, kv.PutOp("a", []byte("1"))))
+	uStep(t, r, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
 
 	out := uStep(t, r, uPrepareOK(0, 1, 1))
 	assert.Equal(t, uint64(0), r.CommitNumber(), "one backup ack is not a quorum of five")

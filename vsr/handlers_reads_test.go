@@ -125,7 +125,7 @@ func TestReads_ReadArrivingDuringRoundWaitsForNextRound(t *testing.T) {
 
 func TestReads_ReadWaitsForItsReadIndexToCommit(t *testing.T) {
 	p, _ := uReplica(t, 3, 0)
-	uStep(t, p, uReq(1, 1, kv.PutOp("a", []byte("new"))))
+	uStep(t, p, uReq(1, uRegistered+1, kv.PutOp("a", []byte("new"))))
 	round := uRound(t, uStep(t, p, uLinRead(5, 1, "a")), 3)
 	out := uStep(t, p, uConfirmViewOK(0, round, 1))
 	assert.Empty(t, out.Replies, "confirmed, but the write before it is not committed")
@@ -181,7 +181,7 @@ func TestReads_DeposedPrimaryNeverAnswers(t *testing.T) {
 
 func TestReads_SingleReplicaServesLinearizableReadAtOnce(t *testing.T) {
 	p, _ := uReplica(t, 1, 0)
-	uStep(t, p, uReq(1, 1, kv.PutOp("a", []byte("1"))))
+	uStep(t, p, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
 	out := uStep(t, p, uLinRead(5, 1, "a"))
 	require.Len(t, out.Replies, 1)
 	assert.Equal(t, "1", string(uResult(t, out.Replies[0].Reply.Result).Value))

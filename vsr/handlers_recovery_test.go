@@ -20,10 +20,12 @@ func uResponse(view uint64, from int, nonce uint64) *messages.RecoveryResponse {
 	return &messages.RecoveryResponse{ClusterId: uCluster, View: view, Nonce: nonce, Replica: uint32(from)}
 }
 
-// uPrimaryResponse is the primary's RecoveryResponse in view.
+// uPrimaryResponse is the RecoveryResponse in view of a primary whose log is
+// log (ops 1..len(log)) with commit number commit: it carries the
+// uncommitted suffix.
 func uPrimaryResponse(view uint64, from int, nonce, commit uint64, log []*messages.Entry) *messages.RecoveryResponse {
 	m := uResponse(view, from, nonce)
-	m.FromPrimary, m.Log, m.OpNumber, m.CommitNumber = true, log, uint64(len(log)), commit
+	m.FromPrimary, m.Entries, m.OpNumber, m.CommitNumber = true, uSuffix(log, commit), uint64(len(log)), commit
 	return m
 }
 
@@ -63,6 +65,8 @@ func TestRecovery_RecoveringReplicaIgnoresProtocolMessages(t *testing.T) {
 		uStartView(2, 2, 0, uLog(1, 1, 0)),
 		uRecovery(2, 5),
 		&messages.GetState{ClusterId: uCluster, View: 0, Replica: 0},
+		&messages.GetState{ClusterId: uCluster, View: 0, Replica: 0, CommittedOnly: true},
+		&messages.GetCheckpoint{ClusterId: uCluster, Replica: 0},
 		uNewState(0, 0, 1, uLog(1, 1, 0), 1),
 		&messages.ConfirmView{ClusterId: uCluster, View: 0, Round: 1, Replica: 0},
 		&messages.ConfirmViewOK{ClusterId: uCluster, View: 0, Round: 1, Replica: 0},
@@ -77,7 +81,10 @@ func TestRecovery_RecoveringReplicaIgnoresProtocolMessages(t *testing.T) {
 	assert.Equal(t, 0, sm.applies)
 }
 
-func TestOnRecovery_BackupAnswersWithoutLogPrimaryWithLogAndSnapshot(t *testing.T) {
+// The primary answers with its uncommitted suffix only, never its whole log
+// or a snapshot of its state: the recovering replica fetches the committed
+// state by state transfer, so no answer grows with the history.
+func TestOnRecovery_BackupAnswersWithoutLogPrimaryWithUncommittedSuffix(t *testing.T) {
 	b, _ := uBackup(t, 3, 1, 2, 1)
 	out := uStep(t, b, uRecovery(2, 77))
 	resps := uMsgs[*messages.RecoveryResponse](out)
@@ -87,26 +94,19 @@ func TestOnRecovery_BackupAnswersWithoutLogPrimaryWithLogAndSnapshot(t *testing.
 	assert.Equal(t, uint64(77), m.Nonce)
 	assert.Equal(t, uint64(0), m.View)
 	assert.False(t, m.FromPrimary)
-	assert.Nil(t, m.Log)
-	assert.Nil(t, m.Snapshot)
+	assert.Nil(t, m.Entries)
 
-	p, psm := uPrimary(t, 3, 2, 1)
+	p, _ := uPrimary(t, 3, 2, 1)
 	out = uStep(t, p, uRecovery(2, 78))
 	resps = uMsgs[*messages.RecoveryResponse](out)
 	require.Len(t, resps, 1)
 	m = resps[0].Msg
 	assert.True(t, m.FromPrimary)
 	assert.Equal(t, uint64(78), m.Nonce)
-	assert.Len(t, m.Log, 3)
+	require.Len(t, m.Entries, 1, "only the op after the commit number")
+	assert.Same(t, p.Entry(3), m.Entries[0])
 	assert.Equal(t, uint64(3), m.OpNumber)
 	assert.Equal(t, uint64(2), m.CommitNumber)
-	require.NotNil(t, m.Snapshot)
-	assert.Equal(t, uint64(2), m.Snapshot.CommitNumber)
-	want, err := psm.Snapshot()
-	require.NoError(t, err)
-	assert.Equal(t, want, m.Snapshot.State)
-	require.Len(t, m.Snapshot.ClientTable, 2)
-	assert.Equal(t, uint64(1), m.Snapshot.ClientTable[0].ClientId)
 }
 
 func TestOnRecovery_NonNormalReplicaDoesNotAnswer(t *testing.T) {
@@ -130,6 +130,14 @@ func TestOnRecoveryResponse_NeedsFPlusOneIncludingPrimaryOfLargestView(t *testin
 		"3 responses, but the primary of the largest view (1) has answered only from view 0")
 
 	out := uStep(t, r, uPrimaryResponse(1, 1, x, 1, newLog))
+	assert.Equal(t, StatusRecovering, r.Status(), "op 1 is committed and not held yet: it is fetched first")
+	gs := uMsgs[*messages.GetState](out)
+	require.Len(t, gs, 1)
+	assert.Equal(t, 1, gs[0].To, "from the chosen primary")
+	assert.True(t, gs[0].Msg.CommittedOnly)
+	assert.Equal(t, uint64(0), gs[0].Msg.OpNumber)
+
+	out = uServeCommitted(t, r, out, newLog, 1)
 	assert.Equal(t, StatusNormal, r.Status())
 	assert.Equal(t, uint64(1), r.View())
 	assert.Equal(t, uint64(1), r.LastNormalView())
@@ -190,7 +198,9 @@ func TestOnRecoveryResponse_MalformedPrimaryResponseIsDropped(t *testing.T) {
 }
 
 // uRecoverFrom runs a recovery of replica 2 (n = 3) from primary p, which
-// answers Recovery directly, and backup 1.
+// answers Recovery and GetState directly, and backup 1, which answers
+// Recovery only. It returns the recovered replica and every output it
+// produced after it had its f+1 answers.
 func uRecoverFrom(t *testing.T, p *Replica) (*Replica, *uSM, Output) {
 	t.Helper()
 	r, sm := uReplica(t, 3, 2, uRecovering)
@@ -206,40 +216,59 @@ func uRecoverFrom(t *testing.T, p *Replica) (*Replica, *uSM, Output) {
 	require.Len(t, resps, 1)
 	uStep(t, r, uResponse(0, 1, toPrimary.Nonce))
 	out = uStep(t, r, resps[0].Msg)
+	all := out
+	for k := 0; k < 10 && r.Status() == StatusRecovering; k++ {
+		var next Output
+		for _, env := range out.Messages {
+			require.Equal(t, 0, env.To, "a recovering replica asks only the chosen primary")
+			next.Messages = append(next.Messages, uStep(t, r, uStep(t, p, env.Msg).Messages[0].Msg).Messages...)
+		}
+		out = next
+		all.Messages = append(all.Messages, next.Messages...)
+	}
 	require.Equal(t, StatusNormal, r.Status())
-	return r, sm, out
+	return r, sm, all
 }
 
-func TestOnRecoveryResponse_RestoresPrimarySnapshot(t *testing.T) {
+// The recovering replica holds nothing: it fetches the committed ops from the
+// primary (committed_only GetState), replays them, and only then adopts the
+// primary's uncommitted suffix and becomes normal.
+func TestOnRecoveryResponse_FetchesCommittedOpsThenAdoptsPrimarySuffix(t *testing.T) {
 	p, psm := uPrimary(t, 3, 2, 1)
 	r, sm, out := uRecoverFrom(t, p)
 
-	assert.Equal(t, 0, sm.applies, "the snapshot is restored, no op replayed")
-	want, _ := psm.Snapshot()
-	got, _ := sm.Snapshot()
-	assert.Equal(t, want, got)
-	assert.Equal(t, uint64(2), r.CommitNumber())
-	assert.Equal(t, uint64(3), r.OpNumber())
-	assert.Empty(t, out.Committed)
-	require.NotNil(t, r.clientTable.executed(2), "the client table comes with the snapshot")
-	assert.Equal(t, uint64(1), r.clientTable.executed(2).requestNumber)
-	assert.Len(t, uMsgs[*messages.PrepareOK](out), 1)
-}
-
-func TestOnRecoveryResponse_ReplaysLogWhenPrimaryHasNoSnapshot(t *testing.T) {
-	p, _ := uPrimary(t, 3, 2, 1, func(c *Config) {
-		c.StateMachine = &uSM{Store: kv.NewStore(), noSnap: true}
-	})
-	psm := p.sm.(*uSM)
-	r, sm, out := uRecoverFrom(t, p)
-
+	gs := uMsgs[*messages.GetState](out)
+	require.NotEmpty(t, gs)
+	assert.True(t, gs[0].Msg.CommittedOnly)
+	assert.Equal(t, uint64(0), gs[0].Msg.OpNumber, "it holds nothing")
 	assert.Equal(t, 2, sm.applies, "the committed ops are replayed")
-	assert.Len(t, out.Committed, 2)
-	want, _ := psm.Store.Snapshot()
+	want, _ := psm.Snapshot()
 	got, _ := sm.Snapshot()
 	assert.Equal(t, want, got)
 	assert.Equal(t, "v2", uValue(sm, "k2"))
 	assert.Equal(t, "<absent>", uValue(sm, "k3"), "op 3 is not committed")
 	assert.Equal(t, uint64(2), r.CommitNumber())
+	assert.Equal(t, uint64(3), r.OpNumber())
+	assert.Same(t, p.Entry(3), r.Entry(3), "the primary's uncommitted suffix")
 	require.NotNil(t, r.clientTable.executed(2), "replay rebuilds the client table")
+	assert.Equal(t, uint64(uRegistered+1), r.clientTable.executed(2).requestNumber)
+	assert.Len(t, uMsgs[*messages.PrepareOK](out), 1)
+}
+
+// Recovery never asks the primary's state machine for a snapshot: a primary
+// that cannot take one (and has taken no checkpoint yet) still recovers a
+// replica, which replays the log.
+func TestOnRecoveryResponse_NeedsNoSnapshotOfThePrimary(t *testing.T) {
+	p, _ := uPrimary(t, 3, 2, 1, func(c *Config) {
+		c.StateMachine = &uSM{Store: kv.NewStore(), noSnap: true}
+	})
+	psm := p.sm.(*uSM)
+	r, sm, _ := uRecoverFrom(t, p)
+
+	assert.Equal(t, 2, sm.applies, "the committed ops are replayed")
+	want, _ := psm.Store.Snapshot()
+	got, _ := sm.Snapshot()
+	assert.Equal(t, want, got)
+	assert.Equal(t, uint64(2), r.CommitNumber())
+	assert.Equal(t, uint64(3), r.OpNumber())
 }

@@ -14,14 +14,14 @@ import (
 func TestOnRequest_PrimaryAppendsAndPreparesEveryBackupOnce(t *testing.T) {
 	r, sm := uReplica(t, 5, 0)
 	op := kv.PutOp("a", []byte("1"))
-	out := uStep(t, r, uReq(1, 1, op))
+	out := uStep(t, r, uReq(1, uRegistered+1, op))
 
 	require.Equal(t, uint64(1), r.OpNumber())
 	e := r.Entry(1)
 	assert.Equal(t, uint64(1), e.OpNumber)
 	assert.Equal(t, uint64(0), e.View)
 	assert.Equal(t, uint64(1), e.ClientId)
-	assert.Equal(t, uint64(1), e.RequestNumber)
+	assert.Equal(t, uint64(uRegistered+1), e.RequestNumber)
 	assert.Equal(t, op, e.Operation)
 	assert.True(t, proto.Equal(uAddr, e.ReplyTo))
 
@@ -40,7 +40,7 @@ func TestOnRequest_PrimaryAppendsAndPreparesEveryBackupOnce(t *testing.T) {
 	assert.Equal(t, uint64(0), r.CommitNumber())
 	assert.Equal(t, 0, sm.applies, "nothing executes before commit")
 
-	out = uStep(t, r, uReq(2, 1, kv.PutOp("b", []byte("2"))))
+	out = uStep(t, r, uReq(2, uRegistered+1, kv.PutOp("b", []byte("2"))))
 	preps = uMsgs[*messages.Prepare](out)
 	require.Len(t, preps, 4)
 	for _, p := range preps {
@@ -51,15 +51,15 @@ func TestOnRequest_PrimaryAppendsAndPreparesEveryBackupOnce(t *testing.T) {
 
 func TestOnRequest_RetryOfExecutedRequestResendsStoredReplyWithoutReapplying(t *testing.T) {
 	r, sm := uReplica(t, 3, 0)
-	uStep(t, r, uReq(1, 1, kv.PutOp("a", []byte("1"))))
+	uStep(t, r, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
 	out := uStep(t, r, uPrepareOK(0, 1, 1))
 	require.Len(t, out.Replies, 1)
 	first := out.Replies[0].Reply
 	require.Equal(t, 1, sm.applies)
 
-	out = uStep(t, r, uReq(1, 1, kv.PutOp("a", []byte("1"))))
+	out = uStep(t, r, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
 	require.Len(t, out.Replies, 1)
-	assert.Equal(t, uint64(1), out.Replies[0].Reply.RequestNumber)
+	assert.Equal(t, uint64(uRegistered+1), out.Replies[0].Reply.RequestNumber)
 	assert.Equal(t, first.Result, out.Replies[0].Reply.Result, "the stored result")
 	assert.True(t, proto.Equal(uAddr, out.Replies[0].To))
 	assert.Empty(t, out.Messages, "no new Prepare")
@@ -69,8 +69,8 @@ func TestOnRequest_RetryOfExecutedRequestResendsStoredReplyWithoutReapplying(t *
 
 func TestOnRequest_RetryOfInProgressRequestIsDropped(t *testing.T) {
 	r, _ := uReplica(t, 3, 0)
-	uStep(t, r, uReq(1, 1, kv.PutOp("a", []byte("1"))))
-	out := uStep(t, r, uReq(1, 1, kv.PutOp("a", []byte("1"))))
+	uStep(t, r, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
+	out := uStep(t, r, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
 	assert.True(t, out.IsEmpty(), "got %+v", out)
 	assert.Equal(t, uint64(1), r.OpNumber())
 }
@@ -116,7 +116,7 @@ func TestOnRequest_InvalidRequestGetsErrorReplyAndCountsDrop(t *testing.T) {
 
 func TestOnRequest_BackupForwardsToPrimaryWithReplyToUnchanged(t *testing.T) {
 	r, _ := uReplica(t, 3, 2)
-	m := uReq(1, 1, kv.PutOp("a", []byte("1")))
+	m := uReq(1, uRegistered+1, kv.PutOp("a", []byte("1")))
 	out := uStep(t, r, m)
 	require.Len(t, out.Messages, 1)
 	assert.Equal(t, 0, out.Messages[0].To)
@@ -156,11 +156,11 @@ func TestOnRequest_NonNormalReplicaDropsRequest(t *testing.T) {
 
 func TestOnRequest_SingleReplicaCommitsAndRepliesImmediately(t *testing.T) {
 	r, sm := uReplica(t, 1, 0)
-	out := uStep(t, r, uReq(1, 1, kv.PutOp("a", []byte("1"))))
+	out := uStep(t, r, uReq(1, uRegistered+1, kv.PutOp("a", []byte("1"))))
 	assert.Empty(t, out.Messages)
 	require.Len(t, out.Committed, 1)
 	require.Len(t, out.Replies, 1)
-	assert.Equal(t, uint64(1), out.Replies[0].Reply.RequestNumber)
+	assert.Equal(t, uint64(uRegistered+1), out.Replies[0].Reply.RequestNumber)
 	assert.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, out.Replies[0].Reply.Error)
 	assert.Equal(t, uint64(1), r.CommitNumber())
 	assert.Equal(t, "1", uValue(sm, "a"))

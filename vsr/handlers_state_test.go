@@ -1,10 +1,12 @@
 package vsr
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vsrgo/vsr/messages"
 )
@@ -32,15 +34,123 @@ func TestOnGetState_NormalPrimaryAnswersWithLogSuffix(t *testing.T) {
 	assert.Equal(t, uint32(0), m.Replica)
 }
 
-// The answer is the whole rest of the log, whatever MaxBatch says: a
-// replica catching up on a later view becomes normal with it (see
-// TestRegression_SyncingReplicaNeverBecomesNormalWithAPartialLog).
-func TestOnGetState_AnswerIsTheWholeRestOfTheLog(t *testing.T) {
+// The answer is bounded by the message size, not by MaxBatch: when the rest
+// of the log fits, it is all there, and NewState's op number (the sender's)
+// says whether it is.
+func TestOnGetState_AnswerIsTheRestOfTheLogAsFarAsItFits(t *testing.T) {
 	p, _ := uPrimary(t, 3, 2, 1, func(c *Config) { c.MaxBatch = 1 })
 	m := uMsgs[*messages.NewState](uStep(t, p, uGetState(0, 0, 1)))[0].Msg
 	require.Len(t, m.Entries, 3)
 	assert.Equal(t, p.OpNumber(), m.OpNumber)
 	assert.Equal(t, p.CommitNumber(), m.CommitNumber)
+
+	big, _ := uReplica(t, 3, 0, func(c *Config) { c.MaxMessageBytes = MinMaxMessageBytes })
+	for c := uint64(1); c <= 6; c++ {
+		uStep(t, big, uPut(c, uRegistered+1, bytes.Repeat([]byte("x"), 300)))
+		uStep(t, big, uPrepareOK(0, c, 1))
+	}
+	require.Equal(t, uint64(6), big.CommitNumber())
+	out := uStep(t, big, uGetState(0, 0, 1))
+	m = uMsgs[*messages.NewState](out)[0].Msg
+	assert.Less(t, len(m.Entries), 6, "six entries of 300 bytes do not fit one message")
+	assert.NotEmpty(t, m.Entries)
+	assert.Equal(t, uint64(6), m.OpNumber, "the sender's op number: more follows")
+	assert.LessOrEqual(t, proto.Size(m), MinMaxMessageBytes)
+}
+
+// A syncing replica that gets only part of a view's log takes the committed
+// entries of that part and asks for the rest; it never becomes normal with
+// a partial log.
+func TestOnNewState_SyncingReplicaTakesTheCommittedPartOfAPartialAnswerAndAsksAgain(t *testing.T) {
+	r, sm := uBackup(t, 3, 2, 1, 0)
+	uStep(t, r, uCommit(1, 4, 1)) // view 1 has started without it
+	require.True(t, r.syncing)
+	log := uLog(1, 5, 1)
+	out := uStep(t, r, uNewState(1, 1, 4, log[0:3], 5))
+	assert.True(t, r.syncing, "ops 4 and 5 are still missing")
+	assert.Equal(t, StatusViewChange, r.Status())
+	assert.Equal(t, uint64(3), r.CommitNumber(), "the committed ops it got are executed")
+	assert.Equal(t, "v3", uValue(sm, "k3"))
+	assert.Empty(t, uMsgs[*messages.PrepareOK](out))
+	gs := uMsgs[*messages.GetState](out)
+	require.Len(t, gs, 1)
+	assert.Equal(t, uint64(3), gs[0].Msg.OpNumber, "for the rest, after its new commit number")
+
+	out = uStep(t, r, uNewState(1, 1, 4, log[3:5], 5))
+	assert.Equal(t, StatusNormal, r.Status())
+	assert.Equal(t, uint64(5), r.OpNumber())
+	assert.Equal(t, uint64(4), r.CommitNumber())
+	assert.Len(t, uMsgs[*messages.PrepareOK](out), 1)
+}
+
+// uTrimmedPrimary is primary 0 of n = 3 that has committed ops 1..4 (the
+// first writes of clients 1..4), checkpointed at op 4 and kept no op below
+// it.
+func uTrimmedPrimary(t *testing.T) *Replica {
+	t.Helper()
+	p, _ := uReplica(t, 3, 0, func(c *Config) { c.CheckpointInterval, c.TrailingOps = 4, -1 })
+	for c := uint64(1); c <= 4; c++ {
+		uStep(t, p, uPut(c, uRegistered+1, []byte("v")))
+	}
+	out := uStep(t, p, uPrepareOK(0, 4, 1))
+	require.NotNil(t, out.Checkpoint)
+	uCheckpointDone(t, p, out.Checkpoint.Run())
+	require.Equal(t, uint64(4), p.LogBase())
+	return p
+}
+
+func TestOnGetState_BelowTheLogPointsToTheCheckpoint(t *testing.T) {
+	p := uTrimmedPrimary(t)
+	for _, committed := range []bool{false, true} {
+		gs := uGetState(0, 1, 1)
+		gs.CommittedOnly = committed
+		ns := uMsgs[*messages.NewState](uStep(t, p, gs))
+		require.Len(t, ns, 1)
+		m := ns[0].Msg
+		assert.Empty(t, m.Entries, "op 2 is in the checkpoint only")
+		assert.Equal(t, uint64(4), m.CheckpointOpNumber)
+		assert.Equal(t, committed, m.CommittedOnly)
+	}
+
+	b, _ := uBackup(t, 3, 1, 1, 0)
+	out := uStep(t, b, uNewState(0, 0, 4, nil, 4))
+	assert.Empty(t, uMsgs[*messages.GetCheckpoint](out), "no pointer, nothing to fetch")
+	ptr := uNewState(0, 0, 4, nil, 4)
+	ptr.CheckpointOpNumber = 4
+	gc := uMsgs[*messages.GetCheckpoint](uStep(t, b, ptr))
+	require.Len(t, gc, 1)
+	assert.Equal(t, 0, gc[0].To)
+	assert.Equal(t, uint32(0), gc[0].Msg.Chunk)
+	chunk := uMsgs[*messages.CheckpointChunk](uStep(t, p, gc[0].Msg))
+	require.Len(t, chunk, 1)
+	uStep(t, b, chunk[0].Msg)
+	_, installed := b.CheckpointStats()
+	assert.Equal(t, uint64(1), installed)
+	assert.Equal(t, uint64(4), b.CommitNumber())
+	assert.Equal(t, uint64(4), b.LogBase())
+}
+
+// Committed entries are the same in every log, so a committed_only GetState
+// is answered in any status but recovering, in any view, up to the commit
+// number only.
+func TestOnGetState_CommittedOnlyIsAnsweredInAnyStatusButRecoveringUpToTheCommitNumber(t *testing.T) {
+	r, _ := uBackup(t, 3, 1, 3, 2)
+	uTicks(t, r, 10)
+	require.Equal(t, StatusViewChange, r.Status())
+	gs := uGetState(7, 0, 2)
+	gs.CommittedOnly = true
+	ns := uMsgs[*messages.NewState](uStep(t, r, gs))
+	require.Len(t, ns, 1)
+	m := ns[0].Msg
+	require.Len(t, m.Entries, 2, "ops 1 and 2, not the uncommitted op 3")
+	assert.True(t, m.CommittedOnly)
+	assert.Equal(t, uint64(2), m.CommitNumber)
+
+	gs.OpNumber = 2
+	assert.Empty(t, uStep(t, r, gs).Messages, "nothing committed after op 2")
+	rec, _ := uReplica(t, 3, 1, uRecovering)
+	gs.OpNumber = 0
+	assert.Empty(t, uStep(t, rec, gs).Messages, "a recovering replica answers nothing")
 }
 
 func TestOnGetState_AnsweredOnlyWhenNormalInSameView(t *testing.T) {
@@ -83,14 +193,15 @@ func TestOnNewState_StillLeavingGapIsIgnored(t *testing.T) {
 
 func TestOnNewState_FromOtherViewOrNonPrimaryOrAtPrimaryIsRejected(t *testing.T) {
 	r, _ := uBackup(t, 3, 1, 1, 0)
-	uStep(t, r, uNewState(1, 1, 0, uLog(2, 2, 1), 2))
+	uStep(t, r, uNewState(2, 2, 0, uLog(2, 2, 2), 2))
 	assert.Equal(t, uint64(1), r.OpNumber(), "another view's state is ignored")
+	assert.Equal(t, uint64(0), r.Drops().Total(), "ignored, not dropped")
 	uStep(t, r, uNewState(0, 2, 0, uLog(2, 2, 0), 2))
 	assert.Equal(t, uint64(1), r.OpNumber())
-	assert.Equal(t, uint64(1), r.Drops()[DropMalformed], "only the primary sends state")
+	assert.Equal(t, uint64(1), r.Drops()[DropBadReplica], "only the primary sends its view's log")
 	bad := uNewState(0, 0, 3, uLog(2, 2, 0), 2)
 	uStep(t, r, bad)
-	assert.Equal(t, uint64(2), r.Drops()[DropMalformed], "commit number past op number")
+	assert.Equal(t, uint64(1), r.Drops()[DropMalformed], "commit number past op number")
 
 	p, _ := uPrimary(t, 3, 0, 1)
 	out := uStep(t, p, uNewState(0, 1, 0, uLog(2, 2, 0), 2))

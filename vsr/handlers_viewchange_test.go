@@ -83,8 +83,8 @@ func TestOnStartViewChange_FOthersTriggerDoViewChangeToNewPrimary(t *testing.T) 
 	assert.Equal(t, uint64(2), d.OpNumber)
 	assert.Equal(t, uint64(1), d.CommitNumber)
 	assert.Equal(t, uint32(3), d.Replica)
-	require.Len(t, d.Log, 2)
-	assert.Same(t, r.Entry(2), d.Log[1])
+	require.Len(t, d.Entries, 1, "only the uncommitted suffix: op 2")
+	assert.Same(t, r.Entry(2), d.Entries[0])
 
 	out = uStep(t, r, uSVC(1, 0))
 	assert.Empty(t, uMsgs[*messages.DoViewChange](out), "DoViewChange is sent once per view (resent on heartbeat)")
@@ -185,6 +185,14 @@ func TestOnDoViewChange_NewPrimaryTakesLogOfLatestNormalViewAndMaxCommit(t *test
 	long := uLog(1, 4, 0)
 	uStep(t, r, uDVC(4, 2, 0, 1, long))
 	out := uStep(t, r, uDVC(4, 0, 2, 2, short))
+	// The chosen DoViewChange carries no entries at or below its commit
+	// number 2, and replica 1 holds none: it fetches them from the replica
+	// that reported the largest commit number before it starts the view.
+	require.Equal(t, StatusViewChange, r.Status())
+	gs := uMsgs[*messages.GetState](out)
+	require.Len(t, gs, 1)
+	assert.Equal(t, 0, gs[0].To)
+	out = uServeCommitted(t, r, out, short, 2)
 
 	require.True(t, r.IsPrimary())
 	assert.Equal(t, uint64(2), r.OpNumber(), "the later normal view wins over the longer log")
@@ -194,11 +202,15 @@ func TestOnDoViewChange_NewPrimaryTakesLogOfLatestNormalViewAndMaxCommit(t *test
 	assert.Len(t, out.Committed, 2)
 }
 
+// The chosen log's commit number is the one that decides whether the new
+// primary must fetch: here it is 0, so the primary starts the view at once
+// with that log, and then commits up to the largest commit number any
+// DoViewChange reported, executing those ops and answering their clients.
 func TestOnDoViewChange_NewPrimaryBecomesNormalBroadcastsStartViewAndReplies(t *testing.T) {
 	log := uLog(1, 3, 0)
 	r, sm := uReplica(t, 5, 1)
-	uStep(t, r, uDVC(1, 2, 0, 1, log))
-	uStep(t, r, uDVC(1, 3, 0, 0, log))
+	uStep(t, r, uDVC(1, 2, 0, 0, log))
+	uStep(t, r, uDVC(1, 3, 0, 1, log))
 	out := uStep(t, r, uDVC(1, 4, 0, 2, log))
 
 	assert.Equal(t, StatusNormal, r.Status())
@@ -208,7 +220,7 @@ func TestOnDoViewChange_NewPrimaryBecomesNormalBroadcastsStartViewAndReplies(t *
 	for _, s := range svs {
 		assert.Equal(t, uint64(1), s.Msg.View)
 		assert.Equal(t, uint64(3), s.Msg.OpNumber)
-		assert.Len(t, s.Msg.Log, 3)
+		assert.Len(t, s.Msg.Entries, 3, "from after the lowest commit number reported")
 		assert.Equal(t, uint64(2), s.Msg.CommitNumber, "StartView carries the new (largest) commit number")
 	}
 	assert.Equal(t, uint64(2), r.CommitNumber())
@@ -220,9 +232,49 @@ func TestOnDoViewChange_NewPrimaryBecomesNormalBroadcastsStartViewAndReplies(t *
 	assert.Equal(t, uint64(102), out.Replies[1].Reply.ClientId)
 
 	// It serves clients: a new request is prepared to every backup.
-	out = uStep(t, r, uReq(7, 1, kv.PutOp("x", []byte("y"))))
+	out = uStep(t, r, uReq(7, uRegistered+1, kv.PutOp("x", []byte("y"))))
 	assert.Equal(t, uint64(4), r.OpNumber())
 	assert.Len(t, uMsgs[*messages.Prepare](out), 4)
+}
+
+// A new primary whose commit number is below the chosen DoViewChange's cannot
+// rebuild the log from suffixes alone: it fetches the committed ops it lacks
+// (committed_only GetState, answered in any status) and only then sends
+// StartView. Until then it is not normal and answers no client.
+func TestOnDoViewChange_NewPrimaryBehindChosenCommitFetchesBeforeStartView(t *testing.T) {
+	log := uLog(1, 4, 0)
+	r, sm := uReplica(t, 3, 1)
+	uStep(t, r, uDVC(1, 2, 0, 2, log))
+	out := uStep(t, r, uDVC(1, 0, 0, 3, log))
+	require.Equal(t, StatusViewChange, r.Status(), "it lacks ops 1..3, committed before the view")
+	assert.Empty(t, uMsgs[*messages.StartView](out))
+	gs := uMsgs[*messages.GetState](out)
+	require.Len(t, gs, 1)
+	assert.Equal(t, 0, gs[0].To, "from the replica with the largest commit number")
+	assert.True(t, gs[0].Msg.CommittedOnly)
+	assert.Equal(t, uint64(0), gs[0].Msg.OpNumber)
+	assert.Empty(t, uStep(t, r, uReq(7, uRegistered+1, kv.PutOp("x", []byte("y")))).Messages,
+		"not normal yet: requests are not taken")
+
+	// The fetch is resent on the heartbeat if its answer is lost.
+	again := uMsgs[*messages.GetState](uTicks(t, r, 2))
+	require.NotEmpty(t, again)
+	assert.True(t, again[0].Msg.CommittedOnly)
+
+	out = uServeCommitted(t, r, out, log, 3)
+	require.True(t, r.IsPrimary())
+	assert.Equal(t, uint64(4), r.OpNumber())
+	assert.Equal(t, uint64(3), r.CommitNumber())
+	assert.Equal(t, "v3", uValue(sm, "k3"))
+	assert.Equal(t, "<absent>", uValue(sm, "k4"))
+	svs := uMsgs[*messages.StartView](out)
+	require.Len(t, svs, 2)
+	for _, sv := range svs {
+		assert.Equal(t, uint64(4), sv.Msg.OpNumber)
+		assert.Equal(t, uint64(3), sv.Msg.CommitNumber)
+		require.NotEmpty(t, sv.Msg.Entries)
+		assert.LessOrEqual(t, sv.Msg.Entries[0].OpNumber, uint64(4), "the whole uncommitted suffix")
+	}
 }
 
 func TestOnDoViewChange_NewPrimaryCommitsOldSuffixAfterAcksInNewView(t *testing.T) {
@@ -235,7 +287,7 @@ func TestOnDoViewChange_NewPrimaryCommitsOldSuffixAfterAcksInNewView(t *testing.
 
 func TestOnDoViewChange_RetryOfRequestInUncommittedSuffixIsNotAppendedAgain(t *testing.T) {
 	r, _ := uNewPrimary(t, 3, 1, 0, uLog(1, 1, 0))
-	out := uStep(t, r, &messages.Request{ClusterId: uCluster, ClientId: 101, RequestNumber: 1,
+	out := uStep(t, r, &messages.Request{ClusterId: uCluster, ClientId: 101, RequestNumber: uRegistered + 1,
 		Operation: uEntry(1, 0).Operation, ReplyTo: uAddr})
 	assert.True(t, out.IsEmpty(), "the request is already in the new view's log: %+v", out)
 	assert.Equal(t, uint64(1), r.OpNumber())

@@ -15,8 +15,10 @@ import (
 
 // This file is a tiny in-test network for scenario tests: n replicas, a queue
 // of messages in flight, and a test that decides what is delivered, dropped
-// or cut off. It checks every replica's invariants, and that replicas agree on
-// every committed op, after every step.
+// or cut off. It checks every replica's invariants, that replicas agree on
+// every committed op, and that no message or reply any replica emits is
+// larger than its MaxMessageBytes, after every step. Checkpoint jobs are run
+// at once, or held until the test runs them (holdCheckpoints).
 
 // packet is a message in flight between replicas (to >= 0) or from a replica
 // to a client (reply != nil).
@@ -36,15 +38,38 @@ type network struct {
 	// committed[op] is the first entry seen committed at op, by anyone.
 	committed map[uint64]*messages.Entry
 	seed      uint64
+	// opts change every replica's config, including restarted ones.
+	opts []func(*Config)
+	// holdCheckpoints keeps the checkpoint jobs replicas emit in jobs
+	// instead of running them at once; runCheckpoints runs them.
+	holdCheckpoints bool
+	jobs            []heldJob
+	// largest is the largest message any replica emitted, by type name.
+	largest map[string]int
+	// filter, if set, sees every packet deliver and deliverIf are about to
+	// deliver: it may change p.msg (a copy, never the sender's), and the
+	// packet is lost if it returns false.
+	filter func(p *packet) bool
+	// watch, if set, runs after every packet delivered.
+	watch func(p packet)
+}
+
+type heldJob struct {
+	replica int
+	r       *Replica
+	job     *CheckpointJob
 }
 
 const testCluster = 7
 
 var testClient = &messages.ClientAddress{Address: "test", Id: "client"}
 
-func newNetwork(t *testing.T, n int) *network {
+// newNetwork makes n replicas, each configured by opts after the harness's
+// own settings.
+func newNetwork(t *testing.T, n int, opts ...func(*Config)) *network {
 	t.Helper()
-	nw := &network{t: t, cut: make([][]bool, n), committed: map[uint64]*messages.Entry{}, seed: 1}
+	nw := &network{t: t, cut: make([][]bool, n), committed: map[uint64]*messages.Entry{}, seed: 1, opts: opts,
+		largest: map[string]int{}}
 	for i := 0; i < n; i++ {
 		nw.cut[i] = make([]bool, n)
 		store := kv.NewStore()
@@ -58,19 +83,32 @@ func newNetwork(t *testing.T, n int) *network {
 
 func (nw *network) config(n, i int, sm statemachine.StateMachine, recovering bool) Config {
 	nw.seed++
-	return Config{ClusterID: testCluster, ReplicaCount: n, ReplicaIndex: i, StateMachine: sm,
+	cfg := Config{ClusterID: testCluster, ReplicaCount: n, ReplicaIndex: i, StateMachine: sm,
 		Seed: nw.seed, Recovering: recovering, JitterTicks: -1}
+	for _, o := range nw.opts {
+		o(&cfg)
+	}
+	return cfg
 }
 
-// take records an output: messages go in flight, replies are kept, and
-// committed entries are checked against everyone else's.
+// take records an output: messages go in flight, replies are kept,
+// committed entries are checked against everyone else's, every message is
+// checked against the sender's MaxMessageBytes, and a checkpoint job is run
+// (or held).
 func (nw *network) take(from int, out Output) {
 	nw.t.Helper()
+	limit := nw.replicas[from].cfg.MaxMessageBytes
 	for _, env := range out.Messages {
 		require.NotEqual(nw.t, from, env.To, "replica %d sent a message to itself", from)
+		size := proto.Size(env.Msg)
+		require.LessOrEqual(nw.t, size, limit, "replica %d sent a %T of %d bytes, over MaxMessageBytes",
+			from, env.Msg, size)
+		name := fmt.Sprintf("%T", env.Msg)
+		nw.largest[name] = max(nw.largest[name], size)
 		nw.inflight = append(nw.inflight, packet{from: from, to: env.To, msg: env.Msg})
 	}
 	for _, rep := range out.Replies {
+		require.LessOrEqual(nw.t, proto.Size(rep.Reply), limit, "replica %d sent a reply over MaxMessageBytes", from)
 		nw.replies = append(nw.replies, rep.Reply)
 	}
 	for _, e := range out.Committed {
@@ -83,6 +121,26 @@ func (nw *network) take(from int, out Output) {
 	}
 	for i, r := range nw.replicas {
 		require.NoError(nw.t, r.CheckInvariants(), "replica %d", i)
+	}
+	if job := out.Checkpoint; job != nil {
+		if nw.holdCheckpoints {
+			nw.jobs = append(nw.jobs, heldJob{replica: from, r: nw.replicas[from], job: job})
+		} else {
+			nw.take(from, nw.replicas[from].CheckpointDone(job.Run()))
+		}
+	}
+}
+
+// runCheckpoints runs the held checkpoint jobs and hands each result to the
+// replica that asked for it (a replica restarted since gets nothing).
+func (nw *network) runCheckpoints() {
+	nw.t.Helper()
+	jobs := nw.jobs
+	nw.jobs = nil
+	for _, j := range jobs {
+		if nw.replicas[j.replica] == j.r {
+			nw.take(j.replica, j.r.CheckpointDone(j.job.Run()))
+		}
 	}
 }
 
@@ -120,10 +178,13 @@ func (nw *network) deliver() int {
 	for len(nw.inflight) > 0 {
 		p := nw.inflight[0]
 		nw.inflight = nw.inflight[1:]
-		if nw.cut[p.from][p.to] {
+		if nw.cut[p.from][p.to] || !nw.pass(&p) {
 			continue
 		}
 		nw.step(p.to, p.msg)
+		if nw.watch != nil {
+			nw.watch(p)
+		}
 		count++
 		require.Less(nw.t, count, 100000, "messages never stop")
 	}
@@ -137,11 +198,17 @@ func (nw *network) deliverIf(keep func(p packet) bool) {
 	batch := nw.inflight
 	nw.inflight = nil
 	for _, p := range batch {
-		if keep(p) && !nw.cut[p.from][p.to] {
+		if keep(p) && !nw.cut[p.from][p.to] && nw.pass(&p) {
 			nw.step(p.to, p.msg)
+			if nw.watch != nil {
+				nw.watch(p)
+			}
 		}
 	}
 }
+
+// pass runs the filter, if any, on p.
+func (nw *network) pass(p *packet) bool { return nw.filter == nil || nw.filter(p) }
 
 // dropAll discards every message in flight.
 func (nw *network) dropAll() { nw.inflight = nil }
@@ -187,6 +254,31 @@ func (nw *network) restart(i int) {
 func request(client, number uint64, op []byte) *messages.Request {
 	return &messages.Request{ClusterId: testCluster, ClientId: client, RequestNumber: number,
 		Operation: op, ReplyTo: testClient}
+}
+
+// regNumber is the request number of a client's registration in the
+// scenario tests: its writes are numbered from regNumber+1.
+const regNumber = 1
+
+// registration builds a client's registration request.
+func registration(client, number uint64) *messages.Request {
+	return &messages.Request{ClusterId: testCluster, ClientId: client, RequestNumber: number,
+		ReplyTo: testClient, Register: true}
+}
+
+// register opens the session of each client: its registration (request
+// regNumber) goes to replica i, everything is delivered, and the primary
+// must have answered it without error. A write from a client without a
+// session is refused, so every test that writes registers its clients first.
+func (nw *network) register(i int, clients ...uint64) {
+	nw.t.Helper()
+	for _, c := range clients {
+		nw.step(i, registration(c, regNumber))
+		nw.deliver()
+		rep := nw.replyFor(c, regNumber)
+		require.NotNil(nw.t, rep, "client %d: registration not answered", c)
+		require.Equal(nw.t, messages.ReplyError_REPLY_ERROR_NONE, rep.Error, "client %d", c)
+	}
 }
 
 // put submits a put to replica i and delivers everything.
@@ -279,4 +371,28 @@ func (nw *network) do(i int, f func(r *Replica)) {
 	f(r)
 	r.flush()
 	nw.take(i, r.takeOutput())
+}
+
+// writeOps has client 1 (registered) write until replica 0 has committed op
+// last, each write delivered and then told to the backups by a heartbeat.
+func (nw *network) writeOps(last uint64) {
+	nw.t.Helper()
+	for k := 0; nw.replicas[nw.primary()].CommitNumber() < last; k++ {
+		require.Less(nw.t, k, 10000, "the group stopped committing")
+		p := nw.primary()
+		nw.put(p, 1, nw.nextRequest(1), fmt.Sprintf("k%d", k%8), fmt.Sprintf("v%d", k))
+	}
+	nw.run(DefaultHeartbeatTicks)
+}
+
+// nextRequest is the next request number of client c: one past the largest
+// any reply to c has carried.
+func (nw *network) nextRequest(c uint64) uint64 {
+	var n uint64
+	for _, r := range nw.replies {
+		if r.ClientId == c {
+			n = max(n, r.RequestNumber)
+		}
+	}
+	return n + 1
 }

@@ -14,7 +14,12 @@ import (
 	"github.com/vsrgo/vsr/statemachine/kv"
 )
 
-// Regression 1 (fixed: onGetState sends the whole rest of the log): a batch-limited NewState makes a syncing replica normal in
+// Regression 1 (fixed first by sending the whole rest of the log; now that a
+// NewState carries only what fits in MaxMessageBytes, by adoptNewState, which
+// takes the committed part of a partial answer and asks again, never
+// becoming normal with part of the log: see
+// TestOnNewState_SyncingReplicaTakesTheCommittedPartOfAPartialAnswerAndAsksAgain):
+// a batch-limited NewState makes a syncing replica normal in
 // the new view, with lastNormalView = v, while it holds only a PREFIX of view
 // v's log. Its later DoViewChange then claims "I was normal in v" with a log
 // that lacks ops committed in earlier views, and the log choice (last normal

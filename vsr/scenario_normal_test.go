@@ -15,9 +15,10 @@ import (
 func TestNormalOperationReplicatesAndRepliesOnce(t *testing.T) {
 	for _, n := range []int{1, 3, 5} {
 		nw := newNetwork(t, n)
-		nw.put(0, 1, 1, "a", "1")
-		require.NotNil(t, nw.replyFor(1, 1), "n=%d", n)
-		require.Equal(t, 1, nw.repliesFor(1, 1))
+		nw.register(0, 1)
+		nw.put(0, 1, 2, "a", "1")
+		require.NotNil(t, nw.replyFor(1, 2), "n=%d", n)
+		require.Equal(t, 1, nw.repliesFor(1, 2))
 		nw.run(DefaultHeartbeatTicks) // the commit reaches backups on the heartbeat
 		for i := 0; i < n; i++ {
 			require.Equal(t, "1", nw.value(i, "a"), "n=%d replica %d", n, i)
@@ -32,12 +33,13 @@ func TestNormalOperationReplicatesAndRepliesOnce(t *testing.T) {
 // it holds every op up to n.
 func TestPrepareAfterGapTriggersStateTransferNotAHole(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
-	nw.deliverIf(func(p packet) bool { return p.to != 2 }) // 2 misses op 1
+	nw.register(0, 1) // op 1, held by everyone
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
+	nw.deliverIf(func(p packet) bool { return p.to != 2 }) // 2 misses op 2
 	nw.deliver()
-	nw.step(0, request(1, 2, kv.PutOp("b", []byte("2"))))
+	nw.step(0, request(1, 3, kv.PutOp("b", []byte("2"))))
 	var sawGetState bool
-	nw.deliverIf(func(p packet) bool { return true }) // 2 sees op 2 first
+	nw.deliverIf(func(p packet) bool { return true }) // 2 sees op 3 first
 	for _, p := range nw.inflight {
 		if p.from == 2 {
 			require.IsType(t, &messages.GetState{}, p.msg, "the backup past a gap asks for state, never acknowledges")
@@ -45,9 +47,9 @@ func TestPrepareAfterGapTriggersStateTransferNotAHole(t *testing.T) {
 		}
 	}
 	require.True(t, sawGetState)
-	require.Equal(t, uint64(0), nw.replicas[2].OpNumber(), "no hole: op 2 is not appended without op 1")
+	require.Equal(t, uint64(1), nw.replicas[2].OpNumber(), "no hole: op 3 is not appended without op 2")
 	nw.deliver()
-	require.Equal(t, uint64(2), nw.replicas[2].OpNumber())
+	require.Equal(t, uint64(3), nw.replicas[2].OpNumber())
 	nw.run(DefaultHeartbeatTicks)
 	nw.requireConverged()
 }
@@ -56,10 +58,11 @@ func TestPrepareAfterGapTriggersStateTransferNotAHole(t *testing.T) {
 // Commit heartbeat and fetches them.
 func TestCommitBeyondLogTriggersStateTransfer(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
+	nw.register(0, 1)
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
 	nw.deliverIf(func(p packet) bool { return p.to != 2 })
 	nw.deliver()
-	require.Equal(t, uint64(0), nw.replicas[2].OpNumber())
+	require.Equal(t, uint64(1), nw.replicas[2].OpNumber())
 	nw.run(2 * DefaultHeartbeatTicks)
 	nw.requireConverged()
 	require.Equal(t, "1", nw.value(2, "a"))
@@ -77,17 +80,18 @@ func TestRetryAfterViewChangeExecutesOnceAndOnlyPrimaryReplies(t *testing.T) {
 			counters[i] = &countingSM{StateMachine: nw.stores[i]}
 			nw.replicas[i].sm = counters[i]
 		}
-		nw.put(0, 1, 1, "a", "1")
+		nw.register(0, 1)
+		nw.put(0, 1, 2, "a", "1")
 		nw.run(DefaultHeartbeatTicks)
 		nw.replies = nil // the reply was lost
 		nw.isolate(0)
 		nw.run(DefaultInactivityTicks+5, 0)
 		p := nw.primary()
 		for i := 1; i < n; i++ {
-			nw.step(i, request(1, 1, kv.PutOp("a", []byte("1"))))
+			nw.step(i, request(1, 2, kv.PutOp("a", []byte("1"))))
 		}
 		nw.deliver()
-		require.Equal(t, n-1, nw.repliesFor(1, 1), "n=%d: the new primary answers each copy from its client table", n)
+		require.Equal(t, n-1, nw.repliesFor(1, 2), "n=%d: the new primary answers each copy from its client table", n)
 		for _, r := range nw.replies {
 			require.Equal(t, uint32(p), r.Replica, "only the primary replies")
 		}
@@ -102,19 +106,20 @@ func TestRetryAfterViewChangeExecutesOnceAndOnlyPrimaryReplies(t *testing.T) {
 // when the op commits it is executed once and answered.
 func TestRetryOfUncommittedRequestAfterViewChangeIsNotAppendedTwice(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
-	nw.deliverIf(func(p packet) bool { return p.to == 1 }) // 1 holds op 1; its PrepareOK is lost
+	nw.register(0, 1)
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
+	nw.deliverIf(func(p packet) bool { return p.to == 1 }) // 1 holds op 2; its PrepareOK is lost
 	nw.dropAll()
 	nw.isolate(0)
-	nw.step(1, request(1, 1, kv.PutOp("a", []byte("1")))) // a retry at the backup
+	nw.step(1, request(1, 2, kv.PutOp("a", []byte("1")))) // a retry at the backup
 	nw.dropAll()
 	nw.run(DefaultInactivityTicks+5, 0)
 	require.True(t, nw.replicas[1].IsPrimary())
-	nw.step(1, request(1, 1, kv.PutOp("a", []byte("1"))))
+	nw.step(1, request(1, 2, kv.PutOp("a", []byte("1"))))
 	nw.deliver()
 	nw.run(DefaultHeartbeatTicks, 0)
-	require.Equal(t, uint64(1), nw.replicas[1].OpNumber(), "the retry is not a second log entry")
-	require.NotNil(t, nw.replyFor(1, 1))
+	require.Equal(t, uint64(2), nw.replicas[1].OpNumber(), "the retry is not a second log entry")
+	require.NotNil(t, nw.replyFor(1, 2))
 	nw.requireConverged(1, 2)
 }
 
@@ -124,15 +129,16 @@ func TestDuplicateLogEntryOfARequestRunsOnce(t *testing.T) {
 	nw := newNetwork(t, 3)
 	counter := &countingSM{StateMachine: nw.stores[0]}
 	nw.replicas[0].sm = counter
-	nw.put(0, 1, 1, "a", "1")
+	nw.register(0, 1)
+	nw.put(0, 1, 2, "a", "1")
 	nw.do(0, func(r *Replica) {
-		r.clientTable.clearInProgress()
-		r.clientTable.sessions = map[uint64]*clientSession{} // forget, as a buggy primary would
-		r.appendRequest(request(1, 1, kv.PutOp("a", []byte("1"))))
-		r.clientTable.record(1, 1, nil)
+		// Append the executed request a second time, as a primary that
+		// forgot it had would.
+		r.appendEntry(&messages.Entry{OpNumber: r.opNumber() + 1, View: r.viewNumber, ClientId: 1,
+			RequestNumber: 2, Operation: kv.PutOp("a", []byte("1")), ReplyTo: testClient})
 	})
 	nw.deliver()
-	require.Equal(t, uint64(2), nw.replicas[0].CommitNumber())
+	require.Equal(t, uint64(3), nw.replicas[0].CommitNumber())
 	require.Equal(t, 1, counter.applies)
 }
 
@@ -141,19 +147,20 @@ func TestDuplicateLogEntryOfARequestRunsOnce(t *testing.T) {
 // few replicas are reachable.
 func TestQuorumComesFromConfigurationNotReachability(t *testing.T) {
 	nw := newNetwork(t, 5)
+	nw.register(0, 1)
 	nw.isolate(2)
 	nw.isolate(3)
 	nw.isolate(4)
-	nw.put(0, 1, 1, "a", "1")
+	nw.put(0, 1, 2, "a", "1")
 	nw.run(3*DefaultHeartbeatTicks, 2, 3, 4)
-	require.Nil(t, nw.replyFor(1, 1), "2 of 5 is no quorum")
-	require.Equal(t, uint64(0), nw.replicas[0].CommitNumber())
+	require.Nil(t, nw.replyFor(1, 2), "2 of 5 is no quorum")
+	require.Equal(t, uint64(1), nw.replicas[0].CommitNumber())
 
 	nw.heal()
 	nw.cut[0][3], nw.cut[3][0] = true, true
 	nw.cut[0][4], nw.cut[4][0] = true, true
 	nw.run(DefaultHeartbeatTicks, 3, 4)
-	require.NotNil(t, nw.replyFor(1, 1), "3 of 5 is")
+	require.NotNil(t, nw.replyFor(1, 2), "3 of 5 is")
 }
 
 // Pitfall 12. An operation that is not read-only never runs on one replica

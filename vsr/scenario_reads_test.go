@@ -33,7 +33,8 @@ func readValue(t *testing.T, r *messages.Reply) string {
 func TestLinearizableReadSeesAcknowledgedWrites(t *testing.T) {
 	for _, n := range []int{1, 3, 5} {
 		nw := newNetwork(t, n)
-		nw.put(0, 1, 1, "a", "1")
+		nw.register(0, 1)
+		nw.put(0, 1, 2, "a", "1")
 		op := nw.replicas[0].OpNumber()
 		nw.step(0, readRequest(2, 1, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
 		nw.deliver()
@@ -48,11 +49,12 @@ func TestLinearizableReadSeesAcknowledgedWrites(t *testing.T) {
 // old state, though a write has since changed the value.
 func TestDeposedPrimaryNeverServesLinearizableRead(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.put(0, 1, 1, "a", "old")
+	nw.register(0, 1)
+	nw.put(0, 1, 2, "a", "old")
 	nw.isolate(0)
 	nw.run(DefaultInactivityTicks+5, 0)
 	require.True(t, nw.replicas[1].IsPrimary())
-	nw.put(1, 1, 2, "a", "new")
+	nw.put(1, 1, 3, "a", "new")
 	require.True(t, nw.replicas[0].IsPrimary(), "replica 0 still believes it is primary of view 0")
 
 	nw.step(0, readRequest(2, 1, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
@@ -75,10 +77,11 @@ func TestDeposedPrimaryNeverServesLinearizableRead(t *testing.T) {
 // for them: it is answered only after they commit, and sees them.
 func TestLinearizableReadWaitsForReadIndexToCommit(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
-	nw.dropAll() // the Prepares are lost: op 1 is not committed
+	nw.register(0, 1)
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
+	nw.dropAll() // the Prepares are lost: op 2 is not committed
 	nw.step(0, readRequest(2, 1, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
-	nw.deliver() // the view is confirmed, but op 1 is still not committed
+	nw.deliver() // the view is confirmed, but op 2 is still not committed
 	require.Nil(t, nw.replyFor(2, 1))
 	nw.run(DefaultHeartbeatTicks) // the heartbeat resends the Prepares
 	require.Equal(t, "1", readValue(t, nw.replyFor(2, 1)))
@@ -88,15 +91,16 @@ func TestLinearizableReadWaitsForReadIndexToCommit(t *testing.T) {
 // committed write, and says that it is stale.
 func TestStaleReadIsServedByBackupAndMarkedStale(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
+	nw.register(0, 1)
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
 	nw.deliverIf(func(p packet) bool { return true })
 	nw.deliverIf(func(p packet) bool { return true })
-	require.Equal(t, uint64(1), nw.replicas[0].CommitNumber())
+	require.Equal(t, uint64(2), nw.replicas[0].CommitNumber())
 	nw.dropAll()
 
 	nw.step(2, readRequest(2, 1, "a", messages.ReadMode_READ_MODE_STALE))
 	r := nw.replyFor(2, 1)
 	require.True(t, r.Stale)
 	require.Equal(t, uint32(2), r.Replica)
-	require.Equal(t, "<absent>", readValue(t, r), "the backup has not executed op 1 yet")
+	require.Equal(t, "<absent>", readValue(t, r), "the backup has not executed op 2 yet")
 }

@@ -21,7 +21,8 @@ import (
 func TestRestartedReplicaAnswersNothingUntilRecovered(t *testing.T) {
 	for _, n := range []int{3, 5} {
 		nw := newNetwork(t, n)
-		nw.put(0, 1, 1, "a", "1")
+		nw.register(0, 1)
+		nw.put(0, 1, 2, "a", "1")
 		nw.restart(1)
 		r1 := nw.replicas[1]
 		silent := []proto.Message{
@@ -32,7 +33,7 @@ func TestRestartedReplicaAnswersNothingUntilRecovered(t *testing.T) {
 			&messages.Recovery{ClusterId: testCluster, Replica: 2, Nonce: 9},
 			&messages.GetState{ClusterId: testCluster, View: 0, Replica: 2},
 			&messages.ConfirmView{ClusterId: testCluster, View: 0, Round: 1, Replica: 0},
-			request(1, 2, kv.GetOp("a")),
+			request(1, 3, kv.GetOp("a")),
 		}
 		for _, m := range silent {
 			out := r1.Step(m)
@@ -43,7 +44,7 @@ func TestRestartedReplicaAnswersNothingUntilRecovered(t *testing.T) {
 
 		nw.run(1)
 		require.Equal(t, StatusNormal, r1.Status(), "n=%d", n)
-		require.Equal(t, "1", nw.value(1, "a"), "n=%d: recovered from the primary's state", n)
+		require.Equal(t, "1", nw.value(1, "a"), "n=%d: recovered the committed state from the primary", n)
 		nw.run(DefaultHeartbeatTicks)
 		nw.requireConverged()
 	}
@@ -53,12 +54,13 @@ func TestRestartedReplicaAnswersNothingUntilRecovered(t *testing.T) {
 // with every op they committed, including ones it had committed itself.
 func TestRestartedPrimaryRecoversIntoTheNewView(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.put(0, 1, 1, "a", "1")
+	nw.register(0, 1)
+	nw.put(0, 1, 2, "a", "1")
 	nw.restart(0)
 	nw.isolate(0)
 	nw.run(DefaultInactivityTicks+5, 0)
 	require.True(t, nw.replicas[1].IsPrimary())
-	nw.put(1, 1, 2, "b", "2")
+	nw.put(1, 1, 3, "b", "2")
 	nw.heal()
 	nw.run(2 * DefaultHeartbeatTicks)
 	require.Equal(t, StatusNormal, nw.replicas[0].Status())
@@ -88,10 +90,10 @@ func TestRecoveryWaitsForPrimaryOfLatestView(t *testing.T) {
 
 	entry := &messages.Entry{OpNumber: 1, View: 1, ClientId: 1, RequestNumber: 1, Operation: kv.PutOp("a", []byte("1"))}
 	nw.step(4, &messages.RecoveryResponse{ClusterId: testCluster, View: 1, Nonce: nonce, Replica: 1,
-		FromPrimary: true, Log: []*messages.Entry{entry}, OpNumber: 1, CommitNumber: 1})
+		FromPrimary: true, Entries: []*messages.Entry{entry}, OpNumber: 1, CommitNumber: 0})
 	require.Equal(t, StatusNormal, r.Status())
 	require.Equal(t, uint64(1), r.View())
-	require.Equal(t, "1", nw.value(4, "a"), "no snapshot: the log is replayed")
+	require.True(t, proto.Equal(entry, r.Entry(1)), "view 1's primary's suffix, not view 0's")
 }
 
 // Recovery ignores answers to another recovery (a different nonce).
@@ -113,13 +115,14 @@ func TestRecoveryIgnoresResponsesWithAnotherNonce(t *testing.T) {
 // PrepareOK, and fetches view 1's log from view 1's primary first.
 func TestReplicaLearningOfLaterViewFetchesItsLogBeforeVoting(t *testing.T) {
 	nw := newNetwork(t, 5)
-	// Ops 1 and 2 committed in view 0 with the acknowledgements of 1 and 2;
+	nw.register(0, 1) // op 1, held by everyone, committed at 0
+	// Ops 2 and 3 committed in view 0 with the acknowledgements of 1 and 2;
 	// nobody but 0 knows they are committed.
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
-	nw.step(0, request(1, 2, kv.PutOp("b", []byte("2"))))
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
+	nw.step(0, request(1, 3, kv.PutOp("b", []byte("2"))))
 	nw.deliverIf(func(p packet) bool { return p.to == 1 || p.to == 2 })
 	nw.dropAll()
-	require.Equal(t, uint64(0), nw.replicas[2].CommitNumber())
+	require.Equal(t, uint64(1), nw.replicas[2].CommitNumber())
 
 	// View 1 forms without 0 and 2.
 	nw.isolate(0)
@@ -128,7 +131,7 @@ func TestReplicaLearningOfLaterViewFetchesItsLogBeforeVoting(t *testing.T) {
 	require.True(t, nw.replicas[1].IsPrimary())
 	nw.heal()
 	nw.isolate(0)
-	nw.step(1, request(1, 3, kv.PutOp("c", []byte("3"))))
+	nw.step(1, request(1, 4, kv.PutOp("c", []byte("3"))))
 	var prepareTo2 *messages.Prepare
 	nw.deliverIf(func(p packet) bool {
 		if p.to == 2 {
@@ -144,12 +147,12 @@ func TestReplicaLearningOfLaterViewFetchesItsLogBeforeVoting(t *testing.T) {
 	require.Equal(t, uint64(1), r2.View())
 	require.Equal(t, StatusViewChange, r2.Status())
 	require.Equal(t, uint64(0), r2.LastNormalView(), "it was never normal in view 1")
-	require.Equal(t, uint64(2), r2.OpNumber(), "its log is not truncated to its stale commit number")
+	require.Equal(t, uint64(3), r2.OpNumber(), "its log is not truncated to its stale commit number")
 	require.Len(t, out.Messages, 1)
 	getState, ok := out.Messages[0].Msg.(*messages.GetState)
 	require.True(t, ok, "it asks for view 1's log, and sends no PrepareOK")
 	require.Equal(t, 1, out.Messages[0].To)
-	require.Equal(t, uint64(0), getState.OpNumber, "from after its commit number")
+	require.Equal(t, uint64(1), getState.OpNumber, "from after its commit number")
 
 	// A view change before the log arrives: its DoViewChange carries its
 	// old log and last normal view, never a claim of view 1.
@@ -159,7 +162,7 @@ func TestReplicaLearningOfLaterViewFetchesItsLogBeforeVoting(t *testing.T) {
 	dvc := r2.viewChange.sentDoViewChange
 	require.NotNil(t, dvc)
 	require.Equal(t, uint64(0), dvc.LastNormalView)
-	require.Equal(t, uint64(2), dvc.OpNumber)
+	require.Equal(t, uint64(3), dvc.OpNumber)
 	nw.dropAll()
 }
 
@@ -169,17 +172,18 @@ func TestReplicaLearningOfLaterViewFetchesItsLogBeforeVoting(t *testing.T) {
 // one else kept; view 1 put another op in its place.
 func TestReplicaAdoptsLaterViewLogThenAcknowledges(t *testing.T) {
 	nw := newNetwork(t, 5)
-	nw.step(0, request(1, 1, kv.PutOp("lost", []byte("x"))))
+	nw.register(0, 1, 2) // ops 1 and 2, held by everyone
+	nw.step(0, request(1, 2, kv.PutOp("lost", []byte("x"))))
 	nw.deliverIf(func(p packet) bool { return p.to == 4 })
 	nw.dropAll()
-	require.Equal(t, uint64(1), nw.replicas[4].OpNumber())
+	require.Equal(t, uint64(3), nw.replicas[4].OpNumber())
 
 	nw.isolate(0)
 	nw.isolate(4)
 	nw.run(DefaultInactivityTicks+5, 0, 4)
 	require.True(t, nw.replicas[1].IsPrimary())
-	nw.put(1, 2, 1, "kept", "y")
-	require.NotNil(t, nw.replyFor(2, 1))
+	nw.put(1, 2, 2, "kept", "y")
+	require.NotNil(t, nw.replyFor(2, 2))
 
 	nw.heal()
 	nw.isolate(0)

@@ -31,8 +31,9 @@ func TestReplicaNeverCountsItselfAndRejectsUnknownSenders(t *testing.T) {
 // inside the request, which is the client's, not the forwarding replica's.
 func TestForwardedRequestIsAnsweredToTheClientAddress(t *testing.T) {
 	nw := newNetwork(t, 3)
+	nw.register(0, 1)
 	addr := &messages.ClientAddress{Address: "node-9:4000", Id: "client-42"}
-	req := request(1, 1, kv.PutOp("a", []byte("1")))
+	req := request(1, 2, kv.PutOp("a", []byte("1")))
 	req.ReplyTo = addr
 	var replies []ClientReply
 	out := nw.replicas[2].Step(req)

@@ -12,23 +12,28 @@ import (
 // Scenario tests of the view change (paper section 4.2) and the pitfalls of
 // DESIGN.md that concern it.
 
-// Pitfall 1. n = 3: op 1 is committed on replicas 0 and 2; replica 1, the
+// Pitfall 1. n = 3: op 3 is committed on replicas 0 and 2; replica 1, the
 // next primary, never saw it. When 0 fails, 1 must wait for f+1 = 2
 // DoViewChanges (its own and 2's); acting on the first, its own, would start
-// view 1 with an empty log and lose a committed op.
+// view 1 without op 3 and lose a committed op. Replica 2's DoViewChange
+// carries only its suffix after its commit number, and replica 1 lacks a
+// committed op before it (the registration, op 2): it fetches that from 2
+// before it starts the view.
 func TestNewPrimaryWaitsForQuorumOfDoViewChanges(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("committed"))))
+	nw.register(0, 1, 2)
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("committed"))))
 	nw.deliverIf(func(p packet) bool { return p.to != 1 }) // the Prepare to 1 is lost
 	nw.deliver()
-	require.NotNil(t, nw.replyFor(1, 1), "op 1 committed and answered")
+	require.NotNil(t, nw.replyFor(1, 2), "op 3 committed and answered")
 
 	nw.isolate(0)
 	nw.run(DefaultInactivityTicks + 5)
 	require.True(t, nw.replicas[1].IsPrimary())
 	require.Equal(t, uint64(1), nw.replicas[1].View())
-	require.Equal(t, "committed", string(nw.replicas[1].Entry(1).Operation[len(nw.replicas[1].Entry(1).Operation)-9:]))
-	nw.put(1, 2, 1, "b", "2")
+	op3 := nw.replicas[1].Entry(3).Operation
+	require.Equal(t, "committed", string(op3[len(op3)-9:]))
+	nw.put(1, 2, 2, "b", "2")
 	nw.run(DefaultHeartbeatTicks)
 	nw.requireConverged(1, 2)
 	require.Equal(t, "committed", nw.value(2, "a"))
@@ -68,16 +73,17 @@ func TestNewPrimaryOfFiveStartsOnlyOnThreeDoViewChanges(t *testing.T) {
 // lose the committed op; the later normal view must win.
 func TestViewChangeChoosesLogByLastNormalViewBeforeOpNumber(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("old", []byte("1"))))
-	nw.step(0, request(2, 1, kv.PutOp("old", []byte("2"))))
+	nw.register(0, 1, 2, 3) // ops 1..3, held by everyone
+	nw.step(0, request(1, 2, kv.PutOp("old", []byte("1"))))
+	nw.step(0, request(2, 2, kv.PutOp("old", []byte("2"))))
 	nw.dropAll()
-	require.Equal(t, uint64(2), nw.replicas[0].OpNumber())
+	require.Equal(t, uint64(5), nw.replicas[0].OpNumber())
 
 	nw.isolate(0)
 	nw.run(DefaultInactivityTicks+5, 0)
 	require.True(t, nw.replicas[1].IsPrimary())
-	nw.put(1, 3, 1, "new", "committed")
-	require.NotNil(t, nw.replyFor(3, 1))
+	nw.put(1, 3, 2, "new", "committed")
+	require.NotNil(t, nw.replyFor(3, 2))
 
 	nw.heal()
 	nw.isolate(1)
@@ -100,29 +106,34 @@ func TestViewChangeChoosesLogByLastNormalViewBeforeOpNumber(t *testing.T) {
 func TestNewPrimaryLeavesViewChangeStatusAndServesClients(t *testing.T) {
 	for _, n := range []int{3, 5} {
 		nw := newNetwork(t, n)
-		nw.put(0, 1, 1, "a", "1")
+		nw.register(0, 1)
+		nw.put(0, 1, 2, "a", "1")
 		nw.isolate(0)
 		nw.run(DefaultInactivityTicks+5, 0)
 		p := nw.primary()
 		require.Equal(t, 1, p, "n=%d", n)
 		require.Equal(t, StatusNormal, nw.replicas[p].Status())
-		nw.put(p, 1, 2, "a", "2")
-		require.NotNil(t, nw.replyFor(1, 2), "n=%d: the new primary answered", n)
+		nw.put(p, 1, 3, "a", "2")
+		require.NotNil(t, nw.replyFor(1, 3), "n=%d: the new primary answered", n)
 	}
 }
 
-// Pitfall 4. Op 1 is committed at the old primary, but no backup has executed
+// Pitfall 4. Op 2 is committed at the old primary, but no backup has executed
 // it (the commit never reached them). Replica 2 then takes part in the view
 // change only as a listener (its messages to the new primary are lost), so it
-// learns that op 1 is committed from the StartView alone: it must execute it,
-// not just mark it committed. The new primary must execute it too and answer
-// the client.
+// learns that op 2 is committed from the StartView alone: it must execute it,
+// not just mark it committed. The new primary must execute it too, and a
+// retry of the request is answered from its client table without running it
+// again. (That the new primary answers such an op without waiting for a
+// retry is TestNewPrimaryAnswersCommittedOpsFetchedBeforeStartView.)
 func TestCommittedOpsAreExecutedEverywhereAfterStartView(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("1"))))
+	nw.register(0, 1)
+	nw.run(DefaultHeartbeatTicks) // everyone executes the registration
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("1"))))
 	nw.deliverIf(func(p packet) bool { return isType(p, &messages.Prepare{}) || isType(p, &messages.PrepareOK{}) })
 	nw.deliverIf(func(p packet) bool { return isType(p, &messages.PrepareOK{}) })
-	require.Equal(t, uint64(1), nw.replicas[0].CommitNumber())
+	require.Equal(t, uint64(2), nw.replicas[0].CommitNumber())
 	nw.replies = nil
 	nw.dropAll()
 	require.Equal(t, "<absent>", nw.value(1, "a"))
@@ -131,17 +142,26 @@ func TestCommittedOpsAreExecutedEverywhereAfterStartView(t *testing.T) {
 	nw.cut[2][1] = true
 	nw.run(DefaultInactivityTicks+5, 0) // 0 doesn't tick, so it sends no heartbeat
 	require.True(t, nw.replicas[1].IsPrimary())
-	require.Equal(t, uint64(1), nw.replicas[2].CommitNumber())
+	require.Equal(t, uint64(2), nw.replicas[2].CommitNumber())
 	require.Equal(t, "1", nw.value(2, "a"), "a backup executes what StartView says is committed")
 	require.Equal(t, "1", nw.value(1, "a"))
-	require.NotNil(t, nw.replyFor(1, 1), "the new primary answers the op it executed")
+
+	counter := &countingSM{StateMachine: nw.stores[1]}
+	nw.replicas[1].sm = counter
+	nw.step(1, request(1, 2, kv.PutOp("a", []byte("1"))))
+	nw.deliver()
+	rep := nw.replyFor(1, 2)
+	require.NotNil(t, rep, "the new primary answers the op it executed")
+	require.Equal(t, uint32(1), rep.Replica)
+	require.Equal(t, 0, counter.applies, "from its client table")
 }
 
 // Pitfall 5 and review item 2. A Prepare from an older view is ignored, and
 // a PrepareOK goes to the primary of the view the backup is in.
 func TestOldViewPrepareIgnoredAndPrepareOKGoesToCurrentPrimary(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.step(0, request(1, 1, kv.PutOp("a", []byte("stale"))))
+	nw.register(0, 1)
+	nw.step(0, request(1, 2, kv.PutOp("a", []byte("stale"))))
 	stale := nw.inflight // Prepares of view 0
 	nw.dropAll()
 	nw.isolate(0)
@@ -155,9 +175,9 @@ func TestOldViewPrepareIgnoredAndPrepareOKGoesToCurrentPrimary(t *testing.T) {
 			require.Empty(t, out.Messages, "an old view's Prepare gets no answer")
 		}
 	}
-	require.Equal(t, uint64(0), nw.replicas[2].OpNumber(), "an old view's Prepare is not appended")
+	require.Equal(t, uint64(1), nw.replicas[2].OpNumber(), "an old view's Prepare is not appended")
 
-	nw.step(1, request(1, 2, kv.PutOp("a", []byte("new"))))
+	nw.step(1, request(1, 3, kv.PutOp("a", []byte("new"))))
 	var sawOK bool
 	nw.deliverIf(func(p packet) bool {
 		if isType(p, &messages.PrepareOK{}) {
@@ -182,7 +202,8 @@ func TestOldViewPrepareIgnoredAndPrepareOKGoesToCurrentPrimary(t *testing.T) {
 // that is normal holds no view-change votes.
 func TestVoteStateIsPerViewAndFreedWhenTheViewIsLeft(t *testing.T) {
 	nw := newNetwork(t, 3)
-	nw.put(0, 1, 1, "a", "1")
+	nw.register(0, 1)
+	nw.put(0, 1, 2, "a", "1")
 	oldOK := &messages.PrepareOK{ClusterId: testCluster, View: 0, OpNumber: 5, Replica: 2}
 
 	nw.isolate(0)
@@ -193,12 +214,12 @@ func TestVoteStateIsPerViewAndFreedWhenTheViewIsLeft(t *testing.T) {
 		require.Nil(t, r.viewChange.doViewChanges, "replica %d", i+1)
 		require.Nil(t, r.viewChange.startViewChanges, "replica %d", i+1)
 	}
-	nw.step(1, request(1, 2, kv.PutOp("a", []byte("2"))))
+	nw.step(1, request(1, 3, kv.PutOp("a", []byte("2"))))
 	nw.dropAll()
 	commit := p.CommitNumber()
 	nw.step(1, oldOK)
 	require.Equal(t, commit, p.CommitNumber(), "a PrepareOK of view 0 counts nothing in view 1")
-	require.Less(t, p.primary.acked[2], uint64(2))
+	require.Less(t, p.primary.acked[2], uint64(3))
 
 	// Per-op state: committing frees it, because there is none but one
 	// high-water mark per backup.
@@ -247,14 +268,15 @@ func TestInactivityTimeoutStartsViewChangeAndHeartbeatsPreventIt(t *testing.T) {
 // replica ends in the same state.
 func TestViewChangeWithFReplicasDownAtFive(t *testing.T) {
 	nw := newNetwork(t, 5)
-	nw.put(0, 1, 1, "a", "1")
-	nw.put(0, 1, 2, "b", "2")
+	nw.register(0, 1)
+	nw.put(0, 1, 2, "a", "1")
+	nw.put(0, 1, 3, "b", "2")
 	nw.isolate(0)
 	nw.isolate(1) // the next primary too: the group must skip to view 2
 	nw.run(DefaultInactivityTicks+2*DefaultViewChangeTicks+5, 0, 1)
 	require.True(t, nw.replicas[2].IsPrimary())
-	nw.put(2, 1, 3, "c", "3")
-	require.NotNil(t, nw.replyFor(1, 3))
+	nw.put(2, 1, 4, "c", "3")
+	require.NotNil(t, nw.replyFor(1, 4))
 	nw.run(DefaultHeartbeatTicks, 0, 1)
 	nw.requireConverged(2, 3, 4)
 	require.Equal(t, "1", nw.value(4, "a"))

@@ -22,6 +22,11 @@ type viewChangeState struct {
 	sentDoViewChange *messages.DoViewChange
 	// started is set when this replica broadcast StartViewChange itself.
 	started bool
+	// caughtUp is set once this replica, the new primary, had to fetch
+	// committed ops before starting the view; answerFrom is its commit
+	// number then, the first op it executed without replying.
+	caughtUp   bool
+	answerFrom uint64
 }
 
 func (s *viewChangeState) reset() { *s = viewChangeState{} }
@@ -177,20 +182,45 @@ func (r *Replica) startView() {
 	}
 	commit, lowest, source := r.commitNumber, r.commitNumber, r.index
 	for _, m := range r.viewChange.doViewChanges {
-		if m.CommitNumber > commit {
+		// The source of a catch-up is the replica with the largest commit
+		// number, the lowest index among equals, so that every run makes
+		// the same choice (the map's order is random).
+		if m.CommitNumber > commit || (m.CommitNumber == commit && source != r.index && int(m.Replica) < source) {
 			commit, source = m.CommitNumber, int(m.Replica)
 		}
 		lowest = min(lowest, m.CommitNumber)
 	}
 	if r.commitNumber < best.CommitNumber {
+		if !r.viewChange.caughtUp {
+			r.viewChange.caughtUp, r.viewChange.answerFrom = true, r.commitNumber
+		}
 		r.catchUpTo(source, best.CommitNumber)
 		return
 	}
 	r.catchUp = catchUpState{}
+	caughtUp, answerFrom := r.viewChange.caughtUp, r.viewChange.answerFrom
 	r.adoptSuffix(best.Entries)
 	r.becomeNormal()
+	if caughtUp {
+		r.answerCaughtUp(answerFrom)
+	}
 	r.commitUpTo(commit)
 	r.broadcast(r.startViewMessage(lowest)) // carries the new commit number
+}
+
+// answerCaughtUp replies for the ops a new primary executed while it fetched
+// committed state before its view started: they ran in view-change status,
+// where no reply goes out. Each op that is still its client's latest gets the
+// stored result, as the paper's new primary replies for what it executes.
+// Ops the fetch brought in a checkpoint are gone from the log; their clients
+// get the stored reply when they retry.
+func (r *Replica) answerCaughtUp(from uint64) {
+	for _, e := range r.entriesFrom(max(from, r.logBase)+1, r.commitNumber) {
+		if s := r.clientTable.executed(e.ClientId); s != nil && s.requestNumber == e.RequestNumber {
+			r.reply(e.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
+				RequestNumber: e.RequestNumber, Result: s.result})
+		}
+	}
 }
 
 // chooseLog picks the DoViewChange whose log the new view starts from: the
