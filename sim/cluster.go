@@ -22,7 +22,7 @@ type Cluster struct {
 	bounds   historyBounds
 	// jobs are checkpoints being encoded, each finished after a drawn delay
 	// as the actor layer finishes them on another goroutine.
-	jobs []checkpointJob
+	jobs     []checkpointJob
 	bugs     vsr.Bug
 	replicas []*vsr.Replica // nil while crashed
 	paused   []bool         // a paused replica neither ticks nor receives, like a stopped process
