@@ -21,9 +21,21 @@ var (
 	// ClientConfig.Timeout when the context has none. The operation may
 	// still take effect. errors.Is(err, context.DeadlineExceeded) holds too.
 	ErrTimeout = errors.New("vsr: request timed out")
-	// ErrNoSuchGroup: no actor exists at any of the replica addresses (as
-	// the actor systems there answer: an address where nothing listens at
-	// all ends in ErrTimeout).
+	// ErrNoSuchGroup: no replica actor exists, as the actor systems at the
+	// replica addresses answer. The rule: once a call has had a dead
+	// letter, its session sends every further request of the call to
+	// replica j with a sender of its own for j, fresh for the call (see
+	// clientActor.onDeadLetter), and the call ends with ErrNoSuchGroup when
+	// every replica has been sent at least one such request and every one
+	// of them, to every replica, has come back as "no actor at this PID",
+	// with no reply from the group in between. Each request bounces at most
+	// once and an old call's bounces cannot reach the new senders, so one
+	// request that reached a replica actor, or one that the transport could
+	// not deliver, rules the answer out for the whole call. A lost
+	// connection (a node killed, a partition), an address where nothing
+	// listens, or some replicas missing while others may be alive, is
+	// never ErrNoSuchGroup: the call retries until its deadline and ends
+	// with ErrTimeout.
 	ErrNoSuchGroup = errors.New("vsr: no such replica group")
 	// ErrRejected: the replicas refused the operation (for a read, an
 	// operation that is not read-only; or a malformed request). It never
@@ -192,11 +204,50 @@ type clientActor struct {
 	pending *call
 	timers  *scheduler.TimerScheduler
 	gen     uint64
-	// bounced counts the requests that came back as dead letters since the
-	// last send to every replica; sentAll is set once the pending request
-	// went to every replica. All n bouncing means there is no such group.
-	bounced int
-	sentAll bool
+	// probe, once the pending call has had a dead letter, tells which of
+	// its requests bounced off which replica; nil until then.
+	probe *probe
+}
+
+// probe is the dead-letter accounting of one call. Proto.Actor's dead-letter
+// answer (*actor.DeadLetterResponse) names neither the request nor, unless
+// the local transport produced it, the PID that bounced; it only goes to
+// the request's sender. So a probe gives each replica a sender actor of its
+// own, spawned for this call: whatever reaches senders[j] is about a
+// request of this call to replica j.
+type probe struct {
+	id      uint64
+	senders []*actor.PID
+	// sent[j] counts the requests sent to replica j with senders[j] as
+	// sender; noActor[j] those that came back as "no actor at this PID".
+	sent, noActor []int
+	// heard is set when any reply arrives: the group exists.
+	heard bool
+}
+
+// bounce is what a probe's sender forwards to its session for each dead
+// letter: transport is set when the local transport answered (it had no
+// connection to the replica's node), unset when the replica's actor
+// system did (no actor there).
+type bounce struct {
+	probe     uint64
+	replica   int
+	transport bool
+}
+
+// bounceForwarder is the sender of one replica's requests during a probe.
+type bounceForwarder struct {
+	probe   uint64
+	replica int
+}
+
+func (f *bounceForwarder) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*actor.DeadLetterResponse); ok {
+		// The remote endpoint writer sets Target when it drops a message
+		// for want of a connection; a dead letter answered by an actor
+		// system (local, or the replica's node) leaves it nil.
+		ctx.Send(ctx.Parent(), &bounce{probe: f.probe, replica: f.replica, transport: m.Target != nil})
+	}
 }
 
 func (a *clientActor) Receive(ctx actor.Context) {
@@ -204,7 +255,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.start(ctx)
 	case *actor.Stopping:
-		a.finish(callResult{err: ErrClosed})
+		a.finish(nil, callResult{err: ErrClosed}) // the probe's senders stop with the session
 	case *call:
 		a.submit(ctx, m)
 	case *abandon:
@@ -212,14 +263,20 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.core.Cancel()
 			a.pending = nil
 			a.gen = 0
+			a.endProbe(ctx)
 		}
 	case *messages.Reply:
+		if a.probe != nil {
+			a.probe.heard = true
+		}
 		out := a.core.Step(m)
 		if out.Done != nil {
-			a.finish(resultOf(out.Done))
+			a.finish(ctx, resultOf(out.Done))
 		}
 	case *actor.DeadLetterResponse:
 		a.onDeadLetter(ctx)
+	case *bounce:
+		a.onBounce(ctx, m)
 	case *clientTick:
 		if m.gen == a.gen && a.pending != nil {
 			a.send(ctx, a.core.Tick())
@@ -228,23 +285,57 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	}
 }
 
-// onDeadLetter counts a request that reached no actor. (Proto.Actor's
-// local dead-letter answer does not say which PID bounced, so the session
-// counts.) The first bounce makes it try every replica at once; when all of
-// those bounce too, no replica of the group exists.
+// onDeadLetter handles a dead letter that came back to the session itself.
+// It cannot tell which request bounced, nor for which call (a burst of them
+// may arrive long after the calls whose requests the transport queued), so
+// it decides nothing: for a pending call it starts a probe, if none runs,
+// and resends the request to every replica through the probe's senders.
 func (a *clientActor) onDeadLetter(ctx actor.Context) {
-	if a.pending == nil {
+	if a.pending == nil || a.probe != nil {
 		return
 	}
-	a.bounced++
-	if !a.sentAll {
-		a.send(ctx, a.core.ResendAll())
+	n := len(a.cfg.Replicas)
+	p := &probe{id: generations.Add(1), senders: make([]*actor.PID, n), sent: make([]int, n), noActor: make([]int, n)}
+	for j := range p.senders {
+		f := &bounceForwarder{probe: p.id, replica: j}
+		p.senders[j] = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return f }))
+	}
+	a.probe = p
+	a.send(ctx, a.core.ResendAll())
+}
+
+// onBounce counts one of the probe's dead letters and ends the call with
+// ErrNoSuchGroup when the rule documented on ErrNoSuchGroup holds.
+func (a *clientActor) onBounce(ctx actor.Context, m *bounce) {
+	p := a.probe
+	if a.pending == nil || p == nil || m.probe != p.id {
+		return // from the probe of a call that has ended
+	}
+	if m.transport {
+		return // the connection is down: sent[j] can no longer match noActor[j]
+	}
+	p.noActor[m.replica]++
+	if p.heard {
 		return
 	}
-	if a.bounced >= len(a.cfg.Replicas) {
-		a.core.Cancel()
-		a.finish(callResult{err: ErrNoSuchGroup})
+	for j := range p.sent {
+		if p.sent[j] == 0 || p.noActor[j] != p.sent[j] {
+			return
+		}
 	}
+	a.core.Cancel()
+	a.finish(ctx, callResult{err: ErrNoSuchGroup})
+}
+
+// endProbe stops the probe's senders: a dead letter for them that is still
+// on its way then goes nowhere, as it concerns a call that has ended.
+func (a *clientActor) endProbe(ctx actor.Context) {
+	if a.probe != nil && ctx != nil {
+		for _, pid := range a.probe.senders {
+			ctx.Stop(pid)
+		}
+	}
+	a.probe = nil
 }
 
 func (a *clientActor) start(ctx actor.Context) {
@@ -271,19 +362,22 @@ func (a *clientActor) submit(ctx actor.Context, m *call) {
 		m.done <- callResult{err: fmt.Errorf("%w: %w", ErrRejected, err)}
 		return
 	}
-	a.pending, a.sentAll, a.bounced = m, false, 0
+	a.pending = m
 	a.gen = generations.Add(1)
 	a.send(ctx, out)
 	a.scheduleTick(ctx)
 }
 
-// send sends the core's requests as Requests with this actor as sender, so
-// that a replica address where no actor lives answers with a dead letter.
+// send sends the core's requests as Requests, so that a replica address
+// where no actor lives answers with a dead letter: with this actor as
+// sender, or during a probe with the probe's sender for that replica.
 func (a *clientActor) send(ctx actor.Context, out vsr.ClientOutput) {
-	if len(out.Messages) == len(a.cfg.Replicas) {
-		a.sentAll, a.bounced = true, 0
-	}
 	for _, env := range out.Messages {
+		if p := a.probe; p != nil {
+			p.sent[env.To]++
+			ctx.RequestWithCustomSender(a.cfg.Replicas[env.To], env.Msg, p.senders[env.To])
+			continue
+		}
 		ctx.Request(a.cfg.Replicas[env.To], env.Msg)
 	}
 }
@@ -292,13 +386,16 @@ func (a *clientActor) scheduleTick(ctx actor.Context) {
 	a.timers.SendOnce(clientTickInterval, ctx.Self(), &clientTick{gen: a.gen})
 }
 
-func (a *clientActor) finish(r callResult) {
+// finish ends the pending call with r. ctx is nil when the session is
+// stopping, and its children, the probe's senders, stop with it.
+func (a *clientActor) finish(ctx actor.Context, r callResult) {
 	if a.pending == nil {
 		return
 	}
 	a.pending.done <- r
 	a.pending = nil
 	a.gen = 0
+	a.endProbe(ctx)
 }
 
 func resultOf(r *vsr.Result) callResult {

@@ -271,16 +271,17 @@ func TestReadOfWriteIsRejected(t *testing.T) {
 	_, err = c.Execute(ctx, nil)
 	require.ErrorIs(t, err, actors.ErrRejected)
 
-	// A rejected op never took effect, anywhere.
+	// A rejected op never took effect, anywhere: the log holds the client's
+	// registration and the get below, nothing else.
 	r := execute(t, c, kv.GetOp("k"))
 	require.False(t, r.GetFound(), "a rejected write took effect")
 	for i := range g.peers {
 		require.Eventually(t, func() bool {
 			s, ok := g.status(i)
-			return ok && s.CommitNumber == 1
+			return ok && s.CommitNumber == 2
 		}, waitFor, pollEvery)
 		s, _ := g.status(i)
-		require.Equal(t, uint64(1), s.OpNumber, "replica %d logged a rejected read", i)
+		require.Equal(t, uint64(2), s.OpNumber, "replica %d logged a rejected read", i)
 	}
 }
 
@@ -341,4 +342,85 @@ func TestErrorsAreDistinct(t *testing.T) {
 			require.Equal(t, i == j, errors.Is(a, b), "%v vs %v", a, b)
 		}
 	}
+}
+
+// ErrNoSuchGroup means only that no replica actor exists.
+
+// PIDs that name no actor, in a live actor system: every request bounces,
+// so the call ends with ErrNoSuchGroup long before its deadline.
+func TestNoSuchGroupWhenNoReplicaActorExists(t *testing.T) {
+	system := newSystem(t)
+	var pids []*actor.PID
+	for i := range 3 {
+		pids = append(pids, system.NewLocalPID(fmt.Sprintf("nobody-%d", i)))
+	}
+	c, err := actors.NewClient(system, actors.ClientConfig{ClusterID: clusterID, Replicas: pids})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for range 2 { // and again, for a call that starts with the first one's leftovers
+		_, err = c.Execute(ctx, kv.PutOp("k", []byte("v")))
+		require.ErrorIs(t, err, actors.ErrNoSuchGroup)
+		require.NotErrorIs(t, err, actors.ErrTimeout)
+	}
+	_, err = c.ReadStale(ctx, kv.GetOp("k"))
+	require.ErrorIs(t, err, actors.ErrNoSuchGroup)
+}
+
+// transportDeadLetters sends a client's sessions, every 5 ms until stop is
+// closed, what Proto.Actor's remote endpoint writer sends a request's sender
+// when it has no connection to the target's node: a dead letter naming the
+// target. A remote client whose connection to a killed primary's node is
+// down gets bursts of these, for requests of this call and of earlier ones.
+func transportDeadLetters(system *actor.ActorSystem, c *actors.Client, target *actor.PID, stop <-chan struct{}) {
+	sessions := actors.SessionPIDs(c)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			for _, s := range sessions {
+				system.Root.Send(s, &actor.DeadLetterResponse{Target: target})
+			}
+		}
+	}()
+}
+
+// The primary is killed, and the client keeps getting dead letters for its
+// requests to it (as it would over remoting with the primary's node gone)
+// while the others change view: the group exists, so the call must wait for
+// the new primary and succeed, never end with ErrNoSuchGroup.
+func TestLostConnectionToKilledPrimaryIsNotNoSuchGroup(t *testing.T) {
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{})
+	execute(t, c, kv.PutOp("k", []byte("before")))
+	g.kill(0)
+	stop := make(chan struct{})
+	defer close(stop)
+	transportDeadLetters(g.system, c, g.peers[0], stop)
+	for k := range 3 { // the first during the view change, the others after it
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		_, err := c.Execute(ctx, kv.PutOp("k", []byte(fmt.Sprint("after-", k))))
+		cancel()
+		require.NoError(t, err, "write %d", k)
+	}
+}
+
+// Both backups are gone and the write cannot commit; the dead letters of
+// requests to them, and of lost connections, never add up to
+// ErrNoSuchGroup while the primary's actor exists: the call waits for its
+// context.
+func TestDeadLettersFromSomeReplicasAreNotNoSuchGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	g, c, done := stuckWrite(t, func() context.Context { return ctx }, false)
+	stop := make(chan struct{})
+	defer close(stop)
+	transportDeadLetters(g.system, c, g.peers[1], stop)
+	r := <-done
+	require.ErrorIs(t, r.err, actors.ErrTimeout)
+	require.NotErrorIs(t, r.err, actors.ErrNoSuchGroup)
 }

@@ -87,9 +87,20 @@ type ReplicaStatus struct {
 	// bytes; HeapInUse the process's heap in use (with WithMemory only).
 	LargestMessage int
 	HeapInUse      uint64
+	// CheckpointsInstalled counts checkpoints installed from peers by
+	// state transfer; CheckpointFailures, checkpoint encodings that failed.
+	CheckpointsInstalled uint64
+	CheckpointFailures   uint64
 }
 
 // StatusQuery asks a replica actor for its ReplicaStatus (with Respond).
+//
+// WithDigest asks for a digest of the whole state machine: it encodes and
+// hashes the state, O(state size) per query, on another goroutine for a state
+// machine that implements statemachine.Checkpointer and on the replica's own
+// otherwise. Leave it unset for polling, health checks and finding the
+// primary. WithMemory asks for the process's heap after a garbage collection,
+// which stalls the replica for the collection: for diagnostics only.
 type StatusQuery struct{ WithDigest, WithMemory bool }
 
 // Crash makes a replica actor panic, as a bug would: its supervisor restarts
@@ -280,7 +291,11 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 // allow checks an outgoing message against MaxMessageBytes and notes the
 // largest so far.
 func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
-	a.largest = max(a.largest, proto.Size(m))
+	size := proto.Size(m)
+	a.largest = max(a.largest, size)
+	if size <= a.maxBytes {
+		return true
+	}
 	return a.oversized.Allow(m, a.maxBytes, to, a.logger())
 }
 
@@ -305,6 +320,7 @@ func (a *replicaActor) report(restarted bool) {
 func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory bool, as func(ReplicaStatus) any) {
 	s := a.status()
 	if withMemory {
+		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s.HeapInUse = ms.HeapInuse
@@ -339,21 +355,32 @@ func (a *replicaActor) status() ReplicaStatus {
 	if a.core == nil {
 		return ReplicaStatus{Replica: a.cfg.Core.ReplicaIndex, Status: vsr.StatusRecovering}
 	}
+	failed, installed := a.core.CheckpointStats()
 	return ReplicaStatus{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
 		LastNormalView: a.core.LastNormalView(), OpNumber: a.core.OpNumber(),
 		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops(), Foreign: a.foreign,
 		Oversized: a.oversized.Count(), LogBase: a.core.LogBase(), CheckpointOpNumber: a.core.CheckpointOpNumber(),
-		Sessions: a.core.Sessions(), LargestMessage: a.largest}
+		Sessions: a.core.Sessions(), LargestMessage: a.largest,
+		CheckpointsInstalled: installed, CheckpointFailures: failed}
 }
 
 // proto converts the status for a remote asker.
 func (s ReplicaStatus) proto() *StatusReply {
 	return &StatusReply{Replica: uint32(s.Replica), Status: s.Status.String(), View: s.View,
 		LastNormalView: s.LastNormalView, OpNumber: s.OpNumber, CommitNumber: s.CommitNumber,
-		Primary: uint32(s.Primary), Digest: s.Digest[:], Dropped: s.Drops.Total(), Foreign: s.Foreign,
+		Primary: uint32(s.Primary), Digest: digestBytes(s.Digest), Dropped: s.Drops.Total(), Foreign: s.Foreign,
 		WrongCluster: s.Drops[vsr.DropWrongCluster], Oversized: s.Oversized, LogBase: s.LogBase,
 		CheckpointOpNumber: s.CheckpointOpNumber, Sessions: uint64(s.Sessions), LargestMessage: uint64(s.LargestMessage),
-		HeapInUse: s.HeapInUse}
+		HeapInUse: s.HeapInUse, CheckpointsInstalled: s.CheckpointsInstalled, CheckpointFailures: s.CheckpointFailures}
+}
+
+// digestBytes is nil for a status asked without a digest, so that a remote
+// caller can tell "not asked" from a digest.
+func digestBytes(d [32]byte) []byte {
+	if d == ([32]byte{}) {
+		return nil
+	}
+	return d[:]
 }
 
 func (a *replicaActor) logger() *slog.Logger {

@@ -28,10 +28,13 @@ const (
 
 // StatusRequest asks a replica actor for its status.
 type StatusRequest struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	WithDigest bool                   `protobuf:"varint,1,opt,name=with_digest,json=withDigest,proto3" json:"with_digest,omitempty"`
-	// with_memory asks for the process's heap in use (a runtime.ReadMemStats,
-	// which briefly stops the world).
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// with_digest asks for a SHA-256 of the whole state machine: O(state size)
+	// per query. Leave it unset for polling and health checks.
+	WithDigest bool `protobuf:"varint,1,opt,name=with_digest,json=withDigest,proto3" json:"with_digest,omitempty"`
+	// with_memory asks for the process's heap in use after a garbage
+	// collection (runtime.GC, then runtime.ReadMemStats): it stalls the
+	// replica for the collection, so it is for diagnostics, not for polling.
 	WithMemory    bool `protobuf:"varint,2,opt,name=with_memory,json=withMemory,proto3" json:"with_memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -106,9 +109,13 @@ type StatusReply struct {
 	LargestMessage uint64 `protobuf:"varint,16,opt,name=largest_message,json=largestMessage,proto3" json:"largest_message,omitempty"`
 	// The hosting process's heap in use, in bytes (Go's HeapInuse), when the
 	// status was asked with_memory.
-	HeapInUse     uint64 `protobuf:"varint,17,opt,name=heap_in_use,json=heapInUse,proto3" json:"heap_in_use,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HeapInUse uint64 `protobuf:"varint,17,opt,name=heap_in_use,json=heapInUse,proto3" json:"heap_in_use,omitempty"`
+	// Checkpoints this replica instance installed from peers (state
+	// transfer), and checkpoint encodings that failed.
+	CheckpointsInstalled uint64 `protobuf:"varint,18,opt,name=checkpoints_installed,json=checkpointsInstalled,proto3" json:"checkpoints_installed,omitempty"`
+	CheckpointFailures   uint64 `protobuf:"varint,19,opt,name=checkpoint_failures,json=checkpointFailures,proto3" json:"checkpoint_failures,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -260,6 +267,20 @@ func (x *StatusReply) GetHeapInUse() uint64 {
 	return 0
 }
 
+func (x *StatusReply) GetCheckpointsInstalled() uint64 {
+	if x != nil {
+		return x.CheckpointsInstalled
+	}
+	return 0
+}
+
+func (x *StatusReply) GetCheckpointFailures() uint64 {
+	if x != nil {
+		return x.CheckpointFailures
+	}
+	return 0
+}
+
 var File_status_proto protoreflect.FileDescriptor
 
 const file_status_proto_rawDesc = "" +
@@ -270,7 +291,7 @@ const file_status_proto_rawDesc = "" +
 	"\vwith_digest\x18\x01 \x01(\bR\n" +
 	"withDigest\x12\x1f\n" +
 	"\vwith_memory\x18\x02 \x01(\bR\n" +
-	"withMemory\"\x9a\x04\n" +
+	"withMemory\"\x80\x05\n" +
 	"\vStatusReply\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\rR\areplica\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
@@ -289,7 +310,9 @@ const file_status_proto_rawDesc = "" +
 	"\x14checkpoint_op_number\x18\x0e \x01(\x04R\x12checkpointOpNumber\x12\x1a\n" +
 	"\bsessions\x18\x0f \x01(\x04R\bsessions\x12'\n" +
 	"\x0flargest_message\x18\x10 \x01(\x04R\x0elargestMessage\x12\x1e\n" +
-	"\vheap_in_use\x18\x11 \x01(\x04R\theapInUseB\x1dZ\x1bgithub.com/vsrgo/vsr/actorsb\x06proto3"
+	"\vheap_in_use\x18\x11 \x01(\x04R\theapInUse\x123\n" +
+	"\x15checkpoints_installed\x18\x12 \x01(\x04R\x14checkpointsInstalled\x12/\n" +
+	"\x13checkpoint_failures\x18\x13 \x01(\x04R\x12checkpointFailuresB\x1dZ\x1bgithub.com/vsrgo/vsr/actorsb\x06proto3"
 
 var (
 	file_status_proto_rawDescOnce sync.Once

@@ -43,7 +43,7 @@ func NewClient(c Config, opts ClientOptions) (*Client, error) {
 		opts.Bind = "127.0.0.1:0"
 	}
 	system, _ := actors.NewActorSystem(opts.Logger)
-	r, err := startRemote(system, opts.Bind, "", c.TLS)
+	r, err := startRemote(system, opts.Bind, "", c.TLS, c.History.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -56,13 +56,28 @@ func NewClient(c Config, opts ClientOptions) (*Client, error) {
 	return &Client{Client: inner, cfg: c, system: system, remote: r}, nil
 }
 
-// Status asks every replica for its status; a replica that does not answer
-// within timeout has a nil entry.
-func (c *Client) Status(timeout time.Duration) []*actors.StatusReply {
+// Status asks every replica for its status with a digest of its state, for
+// comparing replicas' states; a replica that does not answer within timeout
+// has a nil entry. The digest costs every replica an encoding of its whole
+// state machine and a hash of it: O(state size) in time and memory, per
+// call (on the replica's goroutine, stalling it, unless the state machine
+// implements statemachine.Checkpointer). Use StatusWithoutDigest to poll,
+// or whenever the digest is not compared.
+func (c *Client) Status(timeout time.Duration) []*actors.StatusReply { return c.status(timeout, true) }
+
+// StatusWithoutDigest is Status without the digest (Digest is all zeros): each
+// replica answers from a few counters, in constant time whatever the size
+// of its state. It is the form for polling, health checks and finding the
+// primary.
+func (c *Client) StatusWithoutDigest(timeout time.Duration) []*actors.StatusReply {
+	return c.status(timeout, false)
+}
+
+func (c *Client) status(timeout time.Duration, withDigest bool) []*actors.StatusReply {
 	out := make([]*actors.StatusReply, len(c.cfg.Replicas))
 	futures := make([]*actor.Future, len(out))
 	for j, pid := range c.cfg.PeerPIDs() {
-		futures[j] = c.system.Root.RequestFuture(pid, &actors.StatusRequest{WithDigest: true}, timeout)
+		futures[j] = c.system.Root.RequestFuture(pid, &actors.StatusRequest{WithDigest: withDigest}, timeout)
 	}
 	for j, f := range futures {
 		if res, err := f.Result(); err == nil {

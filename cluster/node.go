@@ -66,6 +66,9 @@ type Node struct {
 	sup    *supervisor.Supervisor
 	sub    *eventstream.Subscription
 	self   *actor.PID
+	// stopOnce makes Stop idempotent; stopErr is the first Stop's result.
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // markerFile is written when a node first joins its group. VR needs no disk
@@ -101,30 +104,32 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if listen == "" {
 		listen = cfg.Replicas[cfg.Index]
 	}
-	r, err := startRemote(system, listen, cfg.Replicas[cfg.Index], cfg.TLS)
+	r, err := startRemote(system, listen, cfg.Replicas[cfg.Index], cfg.TLS, cfg.History.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, system: system, remote: r}
 	peers := cfg.PeerPIDs()
-	core := vsr.Config{ClusterID: cfg.ClusterID, ReplicaCount: len(cfg.Replicas), ReplicaIndex: cfg.Index,
-		Recovering: recovering}
+	// The transport's limits were computed from the same
+	// History.MaxMessageBytes (see TransportMessageBytes).
+	core := cfg.History.Apply(vsr.Config{ClusterID: cfg.ClusterID, ReplicaCount: len(cfg.Replicas),
+		ReplicaIndex: cfg.Index, Recovering: recovering})
 	props := make([]*actor.Props, len(cfg.Replicas))
 	props[cfg.Index] = actors.NewReplicaProps(actors.ReplicaConfig{
 		Core: core, NewStateMachine: cfg.NewStateMachine, Peers: peers,
 		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: cfg.OnEvent,
 	})
 	if n.sup, err = supervisor.StartSupervisor(system, supervisorName, props, 0, 0); err != nil {
-		n.Stop()
+		_ = n.Stop() // the start's error is the one to report
 		return nil, err
 	}
 	if err := n.sup.Spawn(cfg.Index); err != nil {
-		n.Stop()
+		_ = n.Stop()
 		return nil, err
 	}
 	if !recovering {
 		if err := markJoined(cfg.DataDir, cfg.ClusterID); err != nil {
-			n.Stop()
+			_ = n.Stop()
 			return nil, err
 		}
 	}
@@ -157,9 +162,11 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
-// startRemote starts Proto.Actor remoting on listen, advertising advertise.
-// remote.Start panics when it cannot listen; that becomes an error here.
-func startRemote(system *actor.ActorSystem, listen, advertise string, tlsFiles *TLSFiles) (r *remote.Remote, err error) {
+// startRemote starts Proto.Actor remoting on listen, advertising advertise,
+// with the transport's limits for messages of up to maxMessageBytes (zero:
+// the core's default). remote.Start panics when it cannot listen; that
+// becomes an error here.
+func startRemote(system *actor.ActorSystem, listen, advertise string, tlsFiles *TLSFiles, maxMessageBytes int) (r *remote.Remote, err error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen address %q: %w", ErrConfig, listen, err)
@@ -168,16 +175,12 @@ func startRemote(system *actor.ActorSystem, listen, advertise string, tlsFiles *
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen address %q: bad port", ErrConfig, listen)
 	}
-	opts := []remote.ConfigOption{}
+	opts, err := transportOptions(tlsFiles, maxMessageBytes)
+	if err != nil {
+		return nil, err
+	}
 	if advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(advertise))
-	}
-	if tlsFiles != nil {
-		server, dial, err := grpcTLS(tlsFiles)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, remote.WithServerOptions(server...), remote.WithDialOptions(dial...))
 	}
 	r = remote.NewRemote(system, remote.Configure(host, port, opts...))
 	defer func() {
@@ -195,18 +198,25 @@ func (n *Node) Address() string { return n.system.Address() }
 // System is the node's actor system.
 func (n *Node) System() *actor.ActorSystem { return n.system }
 
-// Stop stops the replica, remoting and the actor system.
-func (n *Node) Stop() {
-	if n.sub != nil {
-		n.system.EventStream.Unsubscribe(n.sub)
-	}
-	if n.sup != nil {
-		_ = n.sup.Stop()
-	}
-	if n.remote != nil {
-		n.remote.Shutdown(false)
-	}
-	n.system.Shutdown()
+// Stop stops the replica, remoting and the actor system, and returns the
+// error of stopping the replica's supervisor, if any. It is safe to call
+// more than once, also concurrently: the first call does the work, and every
+// call returns once it is done, with its result. (Proto.Actor's
+// ActorSystem.Shutdown closes a channel, so a second shutdown would panic.)
+func (n *Node) Stop() error {
+	n.stopOnce.Do(func() {
+		if n.sub != nil {
+			n.system.EventStream.Unsubscribe(n.sub)
+		}
+		if n.sup != nil {
+			n.stopErr = n.sup.Stop()
+		}
+		if n.remote != nil {
+			n.remote.Shutdown(false)
+		}
+		n.system.Shutdown()
+	})
+	return n.stopErr
 }
 
 func joinedBefore(dir string, clusterID uint64) (bool, error) {

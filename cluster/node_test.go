@@ -29,7 +29,7 @@ func startNodes(t *testing.T, n int, tls *TLSFiles, certFor func(i int) *TLSFile
 		}
 		node, err := StartNode(NodeConfig{Config: c, Index: i, DataDir: filepath.Join(dir, fmt.Sprint(i)), NewStateMachine: kv.New})
 		require.NoError(t, err)
-		t.Cleanup(node.Stop)
+		t.Cleanup(func() { _ = node.Stop() })
 		nodes = append(nodes, node)
 	}
 	return cfg, nodes
@@ -42,7 +42,7 @@ func startNodes(t *testing.T, n int, tls *TLSFiles, certFor func(i int) *TLSFile
 func intrude(t *testing.T, cfg Config, tls *TLSFiles, forge bool, msgs ...*messages.StartViewChange) {
 	t.Helper()
 	system, _ := actors.NewActorSystem(nil)
-	r, err := startRemote(system, "127.0.0.1:0", "", tls)
+	r, err := startRemote(system, "127.0.0.1:0", "", tls, 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Shutdown(false); system.Shutdown() }) // alive until the test has looked
 	target := cfg.PeerPIDs()[0]
@@ -67,7 +67,7 @@ func statusOf(t *testing.T, c *Client, i int) *actors.StatusReply {
 	t.Helper()
 	var s *actors.StatusReply
 	waitFor(t, fmt.Sprintf("replica %d's status", i), 10*time.Second, func() bool {
-		s = c.Status(time.Second)[i]
+		s = c.StatusWithoutDigest(time.Second)[i]
 		return s != nil
 	})
 	return s
@@ -103,7 +103,7 @@ func TestMessagesFromOutsideTheConfigurationAreDroppedAndCounted(t *testing.T) {
 	c, err := NewClient(cfg, ClientOptions{})
 	require.NoError(t, err)
 	defer c.Close()
-	waitFor(t, "a primary", 10*time.Second, func() bool { return primaryOf(c.Status(time.Second)) == 0 })
+	waitFor(t, "a primary", 10*time.Second, func() bool { return primaryOf(c.StatusWithoutDigest(time.Second)) == 0 })
 
 	intrude(t, cfg, nil, false, &messages.StartViewChange{ClusterId: 1, View: 5, Replica: 1})
 	intrude(t, cfg, nil, true, &messages.StartViewChange{ClusterId: 2, View: 6, Replica: 1})
@@ -170,4 +170,27 @@ func TestNodeMarkerDecidesBetweenNewGroupAndRecovery(t *testing.T) {
 	_, err = joinedBefore(dir, 2)
 	require.ErrorIs(t, err, ErrConfig)
 	require.NoError(t, os.Remove(filepath.Join(dir, markerFile)))
+}
+
+// Stop may be called more than once, one call after another or at the same
+// time: the first does the work, none panics or hangs, and every call
+// returns the first one's result. (t.Cleanup of startNodes calls it again.)
+func TestNodeStopTwiceIsSafe(t *testing.T) {
+	_, nodes := startNodes(t, 3, nil, nil)
+	stopped := make(chan error, 4)
+	go func() {
+		stopped <- nodes[0].Stop()
+		stopped <- nodes[0].Stop()
+	}()
+	go func() { stopped <- nodes[1].Stop() }()
+	go func() { stopped <- nodes[1].Stop() }()
+	for range 4 {
+		select {
+		case err := <-stopped:
+			require.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("Stop did not return")
+		}
+	}
+	require.NoError(t, nodes[1].Stop(), "a later call returns the first call's result")
 }

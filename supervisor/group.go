@@ -115,10 +115,22 @@ func (g *Group) NewClient(sessions int) (*actors.Client, error) {
 	return actors.NewClient(g.system, actors.ClientConfig{ClusterID: g.cfg.ClusterID, Replicas: g.peers, Sessions: sessions})
 }
 
-// Status asks every replica for its status, with a digest of its state (a
-// snapshot of the state machine: costly for a large state). A replica that
-// is down is reported with Down set.
+// Status asks every replica for its status with a digest of its state, for
+// comparing replicas' states. The digest costs every replica an encoding of
+// its whole state machine and a hash of it: O(state size) in time and
+// memory, per call (on the replica's goroutine, stalling it, unless the
+// state machine implements statemachine.Checkpointer). Use
+// StatusWithoutDigest to poll, or whenever the digest is not compared. A
+// replica that is down is reported with Down set.
 func (g *Group) Status(ctx context.Context) []ReplicaStatus { return g.status(ctx, true) }
+
+// StatusWithoutDigest is Status without the digest (Digest is zero): each
+// replica answers from a few counters, in constant time whatever the size
+// of its state. It is the form for polling, health checks and finding the
+// primary.
+func (g *Group) StatusWithoutDigest(ctx context.Context) []ReplicaStatus {
+	return g.status(ctx, false)
+}
 
 func (g *Group) status(ctx context.Context, withDigest bool) []ReplicaStatus {
 	out := make([]ReplicaStatus, len(g.peers))
@@ -149,10 +161,11 @@ type ReplicaStatus struct {
 }
 
 // Primary returns the index of the replica that is normal and primary in the
-// highest view, or -1 if there is none right now.
+// highest view, or -1 if there is none right now. It asks without the
+// digest, so it is cheap enough to poll.
 func (g *Group) Primary(ctx context.Context) int {
 	best, view := -1, uint64(0)
-	for _, s := range g.status(ctx, false) {
+	for _, s := range g.StatusWithoutDigest(ctx) {
 		if !s.Down && s.Status == vsr.StatusNormal && s.Primary == s.Replica && (best < 0 || s.View > view) {
 			best, view = s.Replica, s.View
 		}

@@ -235,7 +235,7 @@ func TestWritesAndReadsConverge(t *testing.T) {
 				require.True(t, r.GetFound(), "an overwritten key must have been present")
 				want[key] = key + "-v2"
 			}
-			writes := uint64(30)
+			writes := uint64(31) // and the client's registration
 
 			// Linearizable reads see every acknowledged write at once.
 			requireValues(t, c, want)
@@ -574,22 +574,27 @@ func TestRetriedRequestExecutesOnce(t *testing.T) {
 	c := newClient(t, g, 1)
 	raw := newRawClient(t, g, 0x5eed_0001)
 
-	// Request 1 is a put-if-absent: executed once it swaps, executed twice
-	// the second execution would not, and would say so.
-	req := raw.request(1, kv.PutIfAbsentOp("once", []byte("first")))
+	// Request 1 opens the raw client's session (a write from a client
+	// without one is refused). Request 2 is a put-if-absent: executed once
+	// it swaps, executed twice the second execution would not, and would
+	// say so.
 	p, _ := waitPrimary(t, g, -1)
+	reg := raw.request(1, nil)
+	reg.Register = true
+	raw.ask(p, reg)
+	req := raw.request(2, kv.PutIfAbsentOp("once", []byte("first")))
 	for range 3 {
 		raw.send(p, req) // retries straight to the primary, back to back
 	}
 	for i := range n {
 		raw.send(i, req) // and through every backup, which forwards it
 	}
-	first := raw.next(1)
+	first := raw.next(2)
 	require.True(t, decode(t, first.GetResult()).GetSwapped())
 
 	// A retry after it executed gets the stored reply.
 	raw.send(p, req)
-	again := raw.next(1)
+	again := raw.next(2)
 	require.Equal(t, first.GetResult(), again.GetResult(), "a retry must get the stored result")
 	for _, r := range raw.drain() { // any other copies answered: same result
 		require.Equal(t, first.GetResult(), r.GetResult())
@@ -600,7 +605,7 @@ func TestRetriedRequestExecutesOnce(t *testing.T) {
 	execute(t, c, kv.DeleteOp("once"))
 	require.Equal(t, first.GetResult(), raw.ask(p, req).GetResult())
 	_, found := read(t, c, "once")
-	require.False(t, found, "request 1 was executed again")
+	require.False(t, found, "request 2 was executed again")
 	sts := waitConverged(t, g, allReplicas(n), 0)
 	ops := sts[0].OpNumber
 
@@ -629,24 +634,24 @@ func TestRetriedRequestExecutesOnce(t *testing.T) {
 	for i := range n {
 		raw.send(i, req)
 	}
-	require.Equal(t, first.GetResult(), raw.next(1).GetResult())
+	require.Equal(t, first.GetResult(), raw.next(2).GetResult())
 	_, found = read(t, c, "once")
-	require.False(t, found, "request 1 was executed again by the recovered primary %d", p)
+	require.False(t, found, "request 2 was executed again by the recovered primary %d", p)
 	sts = waitConverged(t, g, allReplicas(n), ops)
 	require.Equal(t, ops, sts[0].OpNumber, "a retry of an executed request must not enter the log")
 
-	// Once a later request of the client has executed, request 1 is older
+	// Once a later request of the client has executed, request 2 is older
 	// than the client table's entry: it is dropped, never executed again.
-	req2 := raw.request(2, kv.PutOp("other", []byte("x")))
+	req2 := raw.request(3, kv.PutOp("other", []byte("x")))
 	require.False(t, decode(t, raw.ask(p, req2).GetResult()).GetFound())
 	raw.send(p, req)
 	_, found = read(t, c, "once") // sent after the retry, so served after it
-	require.False(t, found, "request 1 was executed again after request 2")
+	require.False(t, found, "request 2 was executed again after request 2")
 	sts = waitConverged(t, g, allReplicas(n), ops+1)
 	require.Equal(t, ops+1, sts[0].OpNumber, "an old request must not enter the log")
 	for _, r := range raw.drain() {
-		if r.GetRequestNumber() == 1 {
-			require.Equal(t, first.GetResult(), r.GetResult(), "request 1 was answered with a new result")
+		if r.GetRequestNumber() == 2 {
+			require.Equal(t, first.GetResult(), r.GetResult(), "request 2 was answered with a new result")
 		}
 	}
 }

@@ -21,6 +21,7 @@ Talks to a group of key-value stores by address. Commands:
   get KEY              linearizable read of KEY (add -stale for a possibly stale one)
   cas KEY OLD NEW      set KEY to NEW if it holds OLD
   status               each replica's status, view, op and commit numbers
+                       (add -digest for a digest of each replica's state)
 
 flags:
 `
@@ -34,6 +35,7 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 	bind := fs.String("bind", "127.0.0.1:0", "host:port the client listens on for replies; the replicas must reach it")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	stale := fs.Bool("stale", false, "get: read from any replica, possibly stale")
+	digest := fs.Bool("digest", false, "status: also show a digest of each replica's state (each replica encodes its whole state machine for it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,7 +57,12 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 	if rest[0] == "status" {
-		return printStatus(c.Status(*timeout), cfg, stdout)
+		// The digest costs every replica an encoding of its whole state
+		// machine, so it is asked for only on request.
+		if *digest {
+			return printStatus(c.Status(*timeout), cfg, true, stdout)
+		}
+		return printStatus(c.StatusWithoutDigest(*timeout), cfg, false, stdout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -100,7 +107,7 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printStatus(st []*actors.StatusReply, cfg cluster.Config, w io.Writer) int {
+func printStatus(st []*actors.StatusReply, cfg cluster.Config, digest bool, w io.Writer) int {
 	code := 0
 	for j, s := range st {
 		if s == nil {
@@ -112,8 +119,12 @@ func printStatus(st []*actors.StatusReply, cfg cluster.Config, w io.Writer) int 
 		if s.Status == "normal" && s.Primary == s.Replica {
 			role = "primary"
 		}
-		fmt.Fprintf(w, "replica %d  %-21s  %-11s %-7s view %d  op %d  commit %d  state %x  dropped %d\n",
-			j, cfg.Replicas[j], s.Status, role, s.View, s.OpNumber, s.CommitNumber, s.Digest[:6], s.Dropped+s.Foreign)
+		state := ""
+		if digest && len(s.Digest) >= 6 {
+			state = fmt.Sprintf("  state %x", s.Digest[:6])
+		}
+		fmt.Fprintf(w, "replica %d  %-21s  %-11s %-7s view %d  op %d  commit %d%s  dropped %d\n",
+			j, cfg.Replicas[j], s.Status, role, s.View, s.OpNumber, s.CommitNumber, state, s.Dropped+s.Foreign)
 	}
 	return code
 }

@@ -79,7 +79,10 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
 	say("stopping")
-	node.Stop()
+	if err := node.Stop(); err != nil {
+		fmt.Fprintf(stderr, "vsr node: stopping: %v\n", err)
+		return 1
+	}
 	return 0
 }
 
