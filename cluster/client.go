@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -18,6 +19,7 @@ type Client struct {
 	cfg    Config
 	system *actor.ActorSystem
 	remote *remote.Remote
+	closed sync.Once
 }
 
 // ClientOptions configures a remote client.
@@ -87,9 +89,12 @@ func (c *Client) status(timeout time.Duration, withDigest bool) []*actors.Status
 	return out
 }
 
-// Close stops the client and its remoting.
+// Close stops the client and its remoting. It is safe to call more than
+// once (Proto.Actor's ActorSystem.Shutdown is not).
 func (c *Client) Close() {
-	c.Client.Close()
-	c.remote.Shutdown(false)
-	c.system.Shutdown()
+	c.closed.Do(func() {
+		c.Client.Close()
+		c.remote.Shutdown(false)
+		c.system.Shutdown()
+	})
 }

@@ -194,3 +194,10 @@ func TestNodeStopTwiceIsSafe(t *testing.T) {
 	}
 	require.NoError(t, nodes[1].Stop(), "a later call returns the first call's result")
 }
+
+func TestClientCloseTwiceIsSafe(t *testing.T) {
+	c, err := NewClient(Config{ClusterID: 1, Replicas: []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}}, ClientOptions{})
+	require.NoError(t, err)
+	c.Close()
+	require.NotPanics(t, c.Close, "a second Close must do nothing")
+}
