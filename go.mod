@@ -6,6 +6,7 @@ require (
 	github.com/anishathalye/porcupine v1.3.1
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/stretchr/testify v1.12.1
+	github.com/tidwall/btree v1.8.2
 	google.golang.org/grpc v1.60.1
 	google.golang.org/protobuf v1.36.12
 )

@@ -158,6 +158,16 @@ func (s *uSM) Snapshot() ([]byte, error) {
 	return s.Store.Snapshot()
 }
 
+// Checkpoint honours noSnap too: kv.Store is a statemachine.Checkpointer,
+// and without this the embedded method would checkpoint a store that
+// refuses to snapshot.
+func (s *uSM) Checkpoint() func() ([]byte, error) {
+	if s.noSnap {
+		return func() ([]byte, error) { return nil, errors.New("unit: no snapshot") }
+	}
+	return s.Store.Checkpoint()
+}
+
 // uRecovering makes a replica start in recovering status.
 func uRecovering(c *Config) { c.Recovering = true }
 

@@ -3,8 +3,8 @@ package kv
 import (
 	"bytes"
 	"errors"
-	"sort"
 
+	"github.com/tidwall/btree"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vsrgo/vsr/statemachine"
@@ -33,13 +33,29 @@ var marshal = proto.MarshalOptions{Deterministic: true}
 
 // Store is an in-memory key-value map replicated as a
 // statemachine.StateMachine. Like every state machine it is not safe for
-// concurrent use; the replica calls it from one goroutine at a time.
+// concurrent use; the replica calls it from one goroutine at a time. The one
+// exception is the function Checkpoint returns, which may run on another
+// goroutine while the store goes on changing.
 type Store struct {
-	pairs map[string][]byte
+	// pairs is a copy-on-write B-tree rather than a Go map for two reasons.
+	// Its Copy takes constant time and leaves the copy untouched by later
+	// writes to the original, which is what lets Checkpoint capture a large
+	// state without stalling the replica. And it keeps the keys sorted, which
+	// is the order a snapshot needs, so Snapshot does not sort.
+	//
+	// The values are never changed in place: put and compare-and-swap store
+	// the slice that proto.Unmarshal made for the op, Restore the one it made
+	// for the snapshot, and Get hands out copies. A captured tree therefore
+	// shares its values with the live one safely.
+	pairs *btree.Map[string, []byte]
 }
 
-// Compile-time proof that Store is what a replica needs.
-var _ statemachine.StateMachine = (*Store)(nil)
+// Compile-time proof that Store is what a replica needs, and that it can be
+// checkpointed without stalling one.
+var (
+	_ statemachine.StateMachine = (*Store)(nil)
+	_ statemachine.Checkpointer = (*Store)(nil)
+)
 
 // New returns an empty Store as a statemachine.StateMachine, so that it can
 // be passed directly where a statemachine.Factory is expected.
@@ -50,7 +66,13 @@ func New() statemachine.StateMachine {
 // NewStore returns an empty Store with its concrete type, for callers (mostly
 // tests) that also want Get and Len.
 func NewStore() *Store {
-	return &Store{pairs: make(map[string][]byte)}
+	return &Store{pairs: newPairs()}
+}
+
+// newPairs returns an empty tree with the library's default degree, which
+// its author tuned for in-memory use.
+func newPairs() *btree.Map[string, []byte] {
+	return btree.NewMap[string, []byte](0)
 }
 
 // Apply decodes op as an Operation, executes it and returns an encoded
@@ -84,23 +106,19 @@ func (s *Store) apply(op []byte) *Result {
 // put sets the key and reports whether it replaced an existing value. The
 // value needs no copy: proto.Unmarshal copied it out of the op's bytes.
 func (s *Store) put(p *Put) *Result {
-	key := string(p.GetKey())
-	_, found := s.pairs[key]
-	s.pairs[key] = p.GetValue()
+	_, found := s.pairs.Set(string(p.GetKey()), p.GetValue())
 	return &Result{Found: found}
 }
 
 // get reads the key without changing anything, as a read-only op must.
 func (s *Store) get(g *Get) *Result {
-	value, found := s.pairs[string(g.GetKey())]
+	value, found := s.pairs.Get(string(g.GetKey()))
 	return &Result{Found: found, Value: value}
 }
 
 // delete removes the key and reports whether it was there.
 func (s *Store) delete(d *Delete) *Result {
-	key := string(d.GetKey())
-	_, found := s.pairs[key]
-	delete(s.pairs, key)
+	_, found := s.pairs.Delete(string(d.GetKey()))
 	return &Result{Found: found}
 }
 
@@ -108,7 +126,7 @@ func (s *Store) delete(d *Delete) *Result {
 // swap it returns the current value, so that the caller can retry at once.
 func (s *Store) compareAndSwap(c *CompareAndSwap) *Result {
 	key := string(c.GetKey())
-	current, found := s.pairs[key]
+	current, found := s.pairs.Get(key)
 	holds, valid := conditionHolds(c, current, found)
 	if !valid {
 		return &Result{Error: ErrTextNoCondition}
@@ -116,7 +134,7 @@ func (s *Store) compareAndSwap(c *CompareAndSwap) *Result {
 	if !holds {
 		return &Result{Found: found, Value: current}
 	}
-	s.pairs[key] = c.GetValue()
+	s.pairs.Set(key, c.GetValue())
 	return &Result{Found: found, Swapped: true}
 }
 
@@ -144,22 +162,43 @@ func (s *Store) ReadOnly(op []byte) bool {
 // Snapshot returns every pair, sorted by key, deterministically encoded, so
 // that replicas with the same contents produce byte-identical snapshots
 // whatever order the keys were inserted in.
+//
+// It encodes the live tree rather than a copy of it: nothing changes the
+// store while Snapshot runs, and a Copy would make the next writes copy the
+// nodes they touch for nothing.
 func (s *Store) Snapshot() ([]byte, error) {
-	snap := &Snapshot{Pairs: make([]*Pair, 0, len(s.pairs))}
-	for _, key := range s.sortedKeys() {
-		snap.Pairs = append(snap.Pairs, &Pair{Key: []byte(key), Value: s.pairs[key]})
-	}
-	return marshal.Marshal(snap)
+	return encodeSnapshot(s.pairs)
 }
 
-// sortedKeys returns the keys in byte order, which is the order of a snapshot.
-func (s *Store) sortedKeys() []string {
-	keys := make([]string, 0, len(s.pairs))
-	for key := range s.pairs {
-		keys = append(keys, key)
+// Checkpoint captures the store in constant time and returns the function
+// that encodes what it captured into the bytes Snapshot would have returned
+// now. That function may run on another goroutine while Apply, Restore and
+// the rest go on using the store.
+//
+// The capture is a copy-on-write copy of the tree. Copy gives both trees new
+// identities and leaves the nodes they share marked with the old one; every
+// write to a tree first replaces each shared node on its path with a private
+// copy (its slot in the parent, or the root field, belongs to the writing
+// tree alone), so a shared node is never written again and the captured tree
+// is only ever read. The price is paid by the writes that follow a
+// checkpoint: the first write under each node copies it.
+func (s *Store) Checkpoint() func() ([]byte, error) {
+	frozen := s.pairs.Copy()
+	return func() ([]byte, error) {
+		return encodeSnapshot(frozen)
 	}
-	sort.Strings(keys)
-	return keys
+}
+
+// encodeSnapshot encodes the pairs of a tree that nothing writes meanwhile.
+// The tree iterates in ascending key order, which is the byte order that
+// Restore checks, so the snapshot needs no sort.
+func encodeSnapshot(pairs *btree.Map[string, []byte]) ([]byte, error) {
+	snap := &Snapshot{Pairs: make([]*Pair, 0, pairs.Len())}
+	pairs.Scan(func(key string, value []byte) bool {
+		snap.Pairs = append(snap.Pairs, &Pair{Key: []byte(key), Value: value})
+		return true
+	})
+	return marshal.Marshal(snap)
 }
 
 // Restore replaces the whole store with a snapshot taken by Snapshot. On
@@ -178,18 +217,20 @@ func (s *Store) Restore(snapshot []byte) error {
 	return nil
 }
 
-// pairsFromSnapshot builds the map that a snapshot describes. It rejects keys
-// that are out of order or repeated, because Snapshot never writes them and
-// their presence means the bytes are not one of its snapshots.
-func pairsFromSnapshot(snap *Snapshot) (map[string][]byte, error) {
-	pairs := make(map[string][]byte, len(snap.GetPairs()))
+// pairsFromSnapshot builds the tree that a snapshot describes. It rejects
+// keys that are out of order or repeated, because Snapshot never writes them
+// and their presence means the bytes are not one of its snapshots. Because
+// the keys arrive sorted, it loads them with Load, which appends to the
+// rightmost leaf instead of searching from the root for each key.
+func pairsFromSnapshot(snap *Snapshot) (*btree.Map[string, []byte], error) {
+	pairs := newPairs()
 	var previous []byte
 	for i, p := range snap.GetPairs() {
 		if i > 0 && bytes.Compare(previous, p.GetKey()) >= 0 {
 			return nil, errors.Join(ErrBadSnapshot, errors.New("kv: keys not strictly increasing"))
 		}
 		previous = p.GetKey()
-		pairs[string(p.GetKey())] = p.GetValue()
+		pairs.Load(string(p.GetKey()), p.GetValue())
 	}
 	return pairs, nil
 }
@@ -197,13 +238,13 @@ func pairsFromSnapshot(snap *Snapshot) (map[string][]byte, error) {
 // Get returns the value of key and whether it is present, reading the store
 // directly rather than through Apply, for tests and local inspection.
 func (s *Store) Get(key string) ([]byte, bool) {
-	value, found := s.pairs[key]
+	value, found := s.pairs.Get(key)
 	return clone(value), found
 }
 
 // Len returns the number of keys, for tests and local inspection.
 func (s *Store) Len() int {
-	return len(s.pairs)
+	return s.pairs.Len()
 }
 
 // PutOp encodes an operation that sets key to value.
