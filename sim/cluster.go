@@ -49,9 +49,11 @@ type Stats struct {
 	// OpsUnknown is the operations whose outcome the client never learned.
 	OpsUnknown int
 	Faults     map[string]int
-	// Checkpoints counts checkpoints encoded, and MaxMessage is the largest
-	// message sent, in bytes.
+	// Checkpoints counts checkpoints encoded, Installed checkpoints fetched
+	// from a peer in chunks, and MaxMessage is the largest message sent, in
+	// bytes.
 	Checkpoints int
+	Installed   int
 	MaxMessage  int
 }
 
@@ -194,6 +196,7 @@ func (c *Cluster) process(i int, out vsr.Output) {
 
 // Crash stops replica i; it loses everything it had.
 func (c *Cluster) Crash(i int) {
+	c.countInstalls(i)
 	c.replicas[i], c.stores[i] = nil, nil
 	c.stats.Faults["crash"]++
 	c.trace.add(event{tick: c.now, what: "crash", note: fmt.Sprintf("r%d", i)})
@@ -357,4 +360,12 @@ func (s *recordingSM) Apply(op []byte) []byte {
 		s.applied[string(op)] = true
 	}
 	return s.Store.Apply(op)
+}
+
+// countInstalls adds replica i's checkpoint installs to the run's count.
+func (c *Cluster) countInstalls(i int) {
+	if r := c.replicas[i]; r != nil {
+		_, installed := r.CheckpointStats()
+		c.stats.Installed += int(installed)
+	}
 }

@@ -131,6 +131,9 @@ func Run(o Options) (res Result) {
 		c.healAll()
 		c.violation = c.awaitLiveness(o.LivenessTicks)
 	}
+	for i := range c.replicas {
+		c.countInstalls(i)
+	}
 	res.Stats = c.stats
 	if c.violation == nil {
 		ok, result, info := c.history.Check(o.CheckTimeout)

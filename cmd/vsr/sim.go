@@ -96,11 +96,12 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 type summary struct {
-	seeds, ops, unknown, inconclusive int
-	faults                            map[string]int
-	failures                          []sim.Result
-	elapsed                           time.Duration
-	ticks                             int
+	seeds, ops, unknown, inconclusive  int
+	faults                             map[string]int
+	failures                           []sim.Result
+	elapsed                            time.Duration
+	ticks                              int
+	checkpoints, installed, maxMessage int
 }
 
 func runJobs(jobs []sim.Options, workers int, quiet bool, stderr io.Writer) *summary {
@@ -161,6 +162,9 @@ func (s *summary) add(r sim.Result) {
 	s.ops += r.Stats.OpsOK
 	s.unknown += r.Stats.OpsUnknown
 	s.ticks += r.Stats.Ticks
+	s.checkpoints += r.Stats.Checkpoints
+	s.installed += r.Stats.Installed
+	s.maxMessage = max(s.maxMessage, r.Stats.MaxMessage)
 	for k, v := range r.Stats.Faults {
 		s.faults[k] += v
 	}
@@ -178,6 +182,8 @@ func (s *summary) print(w io.Writer) {
 		s.seeds, s.elapsed.Round(time.Millisecond), float64(s.seeds)/mins, float64(s.ops)/s.elapsed.Seconds())
 	fmt.Fprintf(w, "ops checked:      %d completed, %d with unknown outcome\n", s.ops, s.unknown)
 	fmt.Fprintf(w, "ticks simulated:  %d\n", s.ticks)
+	fmt.Fprintf(w, "checkpoints:      %d encoded, %d fetched from a peer in chunks; largest message %d bytes\n",
+		s.checkpoints, s.installed, s.maxMessage)
 	var kinds []string
 	for k := range s.faults {
 		kinds = append(kinds, k)
