@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/tidwall/btree"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vsrgo/vsr/statemachine"
@@ -191,14 +192,45 @@ func (s *Store) Checkpoint() func() ([]byte, error) {
 
 // encodeSnapshot encodes the pairs of a tree that nothing writes meanwhile.
 // The tree iterates in ascending key order, which is the byte order that
-// Restore checks, so the snapshot needs no sort.
+// Restore checks, so the snapshot needs no sort. It writes the Snapshot
+// message's wire format directly (what proto.Marshal with Deterministic
+// writes: proto3 leaves empty bytes fields out) into one buffer sized in a
+// first pass, so that encoding a million pairs makes one allocation instead
+// of two million, and leaves the garbage collector nothing to chase.
 func encodeSnapshot(pairs *btree.Map[string, []byte]) ([]byte, error) {
-	snap := &Snapshot{Pairs: make([]*Pair, 0, pairs.Len())}
+	size := 0
 	pairs.Scan(func(key string, value []byte) bool {
-		snap.Pairs = append(snap.Pairs, &Pair{Key: []byte(key), Value: value})
+		n := pairSize(key, value)
+		size += 1 + protowire.SizeVarint(uint64(n)) + n
 		return true
 	})
-	return marshal.Marshal(snap)
+	b := make([]byte, 0, size)
+	pairs.Scan(func(key string, value []byte) bool {
+		b = protowire.AppendTag(b, 1, protowire.BytesType) // Snapshot.pairs
+		b = protowire.AppendVarint(b, uint64(pairSize(key, value)))
+		if len(key) > 0 {
+			b = protowire.AppendTag(b, 1, protowire.BytesType) // Pair.key
+			b = protowire.AppendString(b, key)
+		}
+		if len(value) > 0 {
+			b = protowire.AppendTag(b, 2, protowire.BytesType) // Pair.value
+			b = protowire.AppendBytes(b, value)
+		}
+		return true
+	})
+	return b, nil
+}
+
+// pairSize is the encoded size of one Pair message.
+func pairSize(key string, value []byte) int {
+	n := 0
+	if len(key) > 0 {
+		n += 1 + protowire.SizeBytes(len(key))
+	}
+	if len(value) > 0 {
+		n += 1 + protowire.SizeBytes(len(value))
+	}
+	return n
 }
 
 // Restore replaces the whole store with a snapshot taken by Snapshot. On
