@@ -45,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return nodeCommand(args[1:], stdout, stderr)
 	case "client":
 		return clientCommand(args[1:], stdout, stderr)
+	case "history":
+		return historyCommand(args[1:], stdout, stderr)
 	case "certs":
 		return certsCommand(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
