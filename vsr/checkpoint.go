@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vsrgo/vsr/messages"
@@ -23,11 +24,31 @@ import (
 // learns the result through CheckpointDone. Until then the log stays whole.
 
 // checkpoint is the latest encoded checkpoint: the one this replica serves
-// to others and the base of its log.
+// to others and the base of its log. Its encoding, a messages.Checkpoint, is
+// head followed by state: head holds the op number, the client table and the
+// tag and length of the state field, which protobuf lets come last, so the
+// state machine's bytes are served as they are, never copied into one more
+// buffer of the state's size.
 type checkpoint struct {
 	opNumber uint64
-	encoded  []byte // a messages.Checkpoint
-	digest   []byte // SHA-256 of encoded
+	head     []byte
+	state    []byte
+	digest   []byte // SHA-256 of head then state
+}
+
+func (cp *checkpoint) size() int { return len(cp.head) + len(cp.state) }
+
+// slice returns bytes lo..hi of the encoding, copying only a range that
+// spans head and state.
+func (cp *checkpoint) slice(lo, hi int) []byte {
+	h := len(cp.head)
+	switch {
+	case hi <= h:
+		return cp.head[lo:hi]
+	case lo >= h:
+		return cp.state[lo-h : hi-h]
+	}
+	return append(append(make([]byte, 0, hi-lo), cp.head[lo:]...), cp.state[:hi-h]...)
 }
 
 // CheckpointJob encodes one checkpoint. Run may be called on any goroutine,
@@ -42,10 +63,15 @@ type CheckpointJob struct {
 // CheckpointResult is what a CheckpointJob produced.
 type CheckpointResult struct {
 	OpNumber uint64
-	Encoded  []byte
 	Digest   []byte
 	Err      error
+	head     []byte
+	state    []byte
 }
+
+// Encoded returns the whole encoding (a messages.Checkpoint), in a new
+// buffer.
+func (res CheckpointResult) Encoded() []byte { return append(append([]byte{}, res.head...), res.state...) }
 
 // Run encodes the checkpoint and hashes it.
 func (j *CheckpointJob) Run() CheckpointResult {
@@ -53,13 +79,17 @@ func (j *CheckpointJob) Run() CheckpointResult {
 	if err != nil {
 		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
 	}
-	encoded, err := proto.MarshalOptions{Deterministic: true}.Marshal(&messages.Checkpoint{
-		OpNumber: j.OpNumber, State: state, ClientTable: j.clientTable})
+	head, err := proto.MarshalOptions{Deterministic: true}.Marshal(&messages.Checkpoint{
+		OpNumber: j.OpNumber, ClientTable: j.clientTable})
 	if err != nil {
 		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
 	}
-	sum := sha256.Sum256(encoded)
-	return CheckpointResult{OpNumber: j.OpNumber, Encoded: encoded, Digest: sum[:]}
+	head = protowire.AppendTag(head, 2, protowire.BytesType) // Checkpoint.state, last
+	head = protowire.AppendVarint(head, uint64(len(state)))
+	h := sha256.New()
+	h.Write(head)
+	h.Write(state)
+	return CheckpointResult{OpNumber: j.OpNumber, head: head, state: state, Digest: h.Sum(nil)}
 }
 
 // ErrCheckpoint is wrapped by checkpoint failures the replica reports.
@@ -106,7 +136,7 @@ func (r *Replica) CheckpointDone(res CheckpointResult) Output {
 		return r.takeOutput()
 	}
 	if r.checkpoint == nil || res.OpNumber > r.checkpoint.opNumber {
-		r.checkpoint = &checkpoint{opNumber: res.OpNumber, encoded: res.Encoded, digest: res.Digest}
+		r.checkpoint = &checkpoint{opNumber: res.OpNumber, head: res.head, state: res.state, digest: res.Digest}
 		r.trimLog()
 	}
 	return r.takeOutput()
@@ -145,7 +175,7 @@ func (r *Replica) installCheckpoint(cp *messages.Checkpoint, encoded, digest []b
 		r.appendEntry(e)
 	}
 	r.commitNumber = cp.OpNumber
-	r.checkpoint = &checkpoint{opNumber: cp.OpNumber, encoded: encoded, digest: digest}
+	r.checkpoint = &checkpoint{opNumber: cp.OpNumber, head: encoded, digest: digest}
 	r.checkpointPending = 0
 	r.checkpointsInstalled++
 	return true

@@ -61,11 +61,11 @@ func TestCheckpoint_HoldsTheCommittedStateAndClientTableAtItsOp(t *testing.T) {
 	res := nw.jobs[0].job.Run()
 	require.NoError(t, res.Err)
 	assert.Equal(t, uint64(4), res.OpNumber)
-	sum := sha256.Sum256(res.Encoded)
+	sum := sha256.Sum256(res.Encoded())
 	assert.Equal(t, sum[:], res.Digest)
 
 	var cp messages.Checkpoint
-	require.NoError(t, proto.Unmarshal(res.Encoded, &cp))
+	require.NoError(t, proto.Unmarshal(res.Encoded(), &cp))
 	assert.Equal(t, uint64(4), cp.OpNumber)
 	want := kv.NewStore()
 	for op := uint64(1); op <= 4; op++ {
@@ -83,7 +83,7 @@ func TestCheckpoint_HoldsTheCommittedStateAndClientTableAtItsOp(t *testing.T) {
 	assert.Equal(t, uint64(4), row.LastOp)
 	for _, j := range nw.jobs[1:] {
 		other := j.job.Run()
-		assert.Equal(t, res.Encoded, other.Encoded, "replica %d encodes the same checkpoint", j.replica)
+		assert.Equal(t, res.Encoded(), other.Encoded(), "replica %d encodes the same checkpoint", j.replica)
 	}
 }
 

@@ -95,15 +95,15 @@ func (r *Replica) onGetCheckpoint(m *messages.GetCheckpoint) {
 
 func (r *Replica) chunkCount(cp *checkpoint) uint32 {
 	size := r.cfg.chunkBytes()
-	return uint32(max(1, (len(cp.encoded)+size-1)/size))
+	return uint32(max(1, (cp.size()+size-1)/size))
 }
 
 func (r *Replica) chunkMessage(cp *checkpoint, chunk uint32) *messages.CheckpointChunk {
 	size := r.cfg.chunkBytes()
 	lo := int(chunk) * size
-	data := cp.encoded[lo:min(lo+size, len(cp.encoded))]
+	data := cp.slice(lo, min(lo+size, cp.size()))
 	return &messages.CheckpointChunk{ClusterId: r.cfg.ClusterID, Replica: uint32(r.index),
-		OpNumber: cp.opNumber, Digest: cp.digest, Size: uint64(len(cp.encoded)),
+		OpNumber: cp.opNumber, Digest: cp.digest, Size: uint64(cp.size()),
 		Chunk: chunk, Chunks: r.chunkCount(cp), Data: data, Crc32C: crc32.Checksum(data, castagnoli)}
 }
 
