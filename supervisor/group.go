@@ -28,7 +28,11 @@ type GroupConfig struct {
 	Name string
 	// TickInterval is the core's tick (actors.DefaultTickInterval if zero).
 	TickInterval time.Duration
-	// Timing overrides the core's timing in ticks (zero fields: defaults).
+	// Timing overrides the core's timing in ticks and its history bounds
+	// (CheckpointInterval, TrailingOps, PipelineMax, MaxMessageBytes,
+	// SessionIdleOps, MaxSessions); zero fields take the defaults. The
+	// identity fields (cluster ID, count, index, state machine, seed) are
+	// the group's own and are ignored here.
 	Timing vsr.Config
 	// Logger receives the log of the actor system the group creates;
 	// nothing is logged if nil. Proto.Actor logs ordinary peer loss at
