@@ -479,24 +479,10 @@ func checkedOne(w *workload, c *actors.Client, k, seq int, rng *rand.Rand, keys 
 		res, err = c.Execute(ctx, op)
 	}
 	cancel()
-	if err != nil {
-		w.unknown.Add(1)
-		if !errors.Is(err, actors.ErrTimeout) && !errors.Is(err, actors.ErrClosed) {
-			w.mu.Lock()
-			w.errs = append(w.errs, err)
-			w.mu.Unlock()
-		}
-		return // left open
-	}
-	r, err := kv.DecodeResult(res)
-	if err != nil {
-		w.mu.Lock()
-		w.errs = append(w.errs, err)
-		w.mu.Unlock()
+	r := w.complete(id, res, err)
+	if r == nil {
 		return
 	}
-	w.history.Complete(id, sim.Output{Found: r.Found, Value: string(r.Value), Swapped: r.Swapped}, w.now())
-	w.ok.Add(1)
 	switch {
 	case read && r.Found:
 		seen[key] = string(r.Value)

@@ -69,6 +69,14 @@ func (w *workload) one(ctx context.Context, c *actors.Client, k, seq int, rng *r
 	opCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	res, err := call(opCtx)
 	cancel()
+	w.complete(id, res, err)
+}
+
+// complete records the outcome of history operation id and returns its
+// result, or nil when the operation failed or its outcome is unknown (it is
+// then left open). Errors other than a timeout or a closed client are kept
+// for check.
+func (w *workload) complete(id int, res []byte, err error) *kv.Result {
 	if err != nil {
 		w.unknown.Add(1)
 		if !errors.Is(err, actors.ErrTimeout) && !errors.Is(err, actors.ErrClosed) {
@@ -76,17 +84,18 @@ func (w *workload) one(ctx context.Context, c *actors.Client, k, seq int, rng *r
 			w.errs = append(w.errs, err)
 			w.mu.Unlock()
 		}
-		return // left open: the outcome is unknown
+		return nil // left open: the outcome is unknown
 	}
 	r, err := kv.DecodeResult(res)
 	if err != nil {
 		w.mu.Lock()
 		w.errs = append(w.errs, err)
 		w.mu.Unlock()
-		return
+		return nil
 	}
 	w.history.Complete(id, sim.Output{Found: r.Found, Value: string(r.Value), Swapped: r.Swapped}, w.now())
 	w.ok.Add(1)
+	return r
 }
 
 // check requires a linearizable history and no unexpected errors.
