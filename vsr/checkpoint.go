@@ -71,7 +71,9 @@ type CheckpointResult struct {
 
 // Encoded returns the whole encoding (a messages.Checkpoint), in a new
 // buffer.
-func (res CheckpointResult) Encoded() []byte { return append(append([]byte{}, res.head...), res.state...) }
+func (res CheckpointResult) Encoded() []byte {
+	return append(append([]byte{}, res.head...), res.state...)
+}
 
 // Run encodes the checkpoint and hashes it.
 func (j *CheckpointJob) Run() CheckpointResult {
