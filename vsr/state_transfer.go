@@ -100,7 +100,7 @@ func (r *Replica) onGetState(m *messages.GetState) {
 		return
 	}
 	if m.OpNumber < r.logBase {
-		if r.buggy(BugTruncateNoFallback) {
+		if r.buggy(BugTruncateNoFallback) || r.checkpoint == nil {
 			return
 		}
 		r.send(int(m.Replica), r.checkpointPointer(false))
@@ -117,7 +117,9 @@ func (r *Replica) serveCommitted(m *messages.GetState) {
 		return
 	}
 	if m.OpNumber < r.logBase {
-		r.send(int(m.Replica), r.checkpointPointer(true))
+		if r.checkpoint != nil {
+			r.send(int(m.Replica), r.checkpointPointer(true))
+		}
 		return
 	}
 	entries := fitting(r.entriesFrom(m.OpNumber+1, r.commitNumber), r.cfg.entriesBytes(), MaxPrepareEntries)
@@ -131,7 +133,7 @@ func (r *Replica) newStateMessage(entries []*messages.Entry, committedOnly bool)
 
 // checkpointPointer says "the ops you asked for are in my checkpoint". The
 // log starts after a checkpoint, so one exists whenever the log does not
-// start at op 1.
+// start at op 1 (callers check anyway).
 func (r *Replica) checkpointPointer(committedOnly bool) *messages.NewState {
 	m := r.newStateMessage(nil, committedOnly)
 	m.CheckpointOpNumber = r.checkpoint.opNumber
