@@ -67,19 +67,33 @@ func NewClient(c Config, opts ClientOptions) (*Client, error) {
 // or whenever the digest is not compared.
 func (c *Client) Status(timeout time.Duration) []*actors.StatusReply { return c.status(timeout, true) }
 
-// StatusWithoutDigest is Status without the digest (Digest is all zeros): each
+// StatusWithoutDigest is Status without the digest (Digest is empty): each
 // replica answers from a few counters, in constant time whatever the size
 // of its state. It is the form for polling, health checks and finding the
 // primary.
 func (c *Client) StatusWithoutDigest(timeout time.Duration) []*actors.StatusReply {
-	return c.status(timeout, false)
+	return c.ask(timeout, &actors.StatusRequest{})
+}
+
+// StatusWithMemory is StatusWithoutDigest with each replica's process heap
+// in use (StatusReply.HeapInUse): every replica runs a garbage collection
+// first, which stalls it for the collection, so this is for diagnostics
+// such as `vsr history`, not for polling.
+func (c *Client) StatusWithMemory(timeout time.Duration) []*actors.StatusReply {
+	return c.ask(timeout, &actors.StatusRequest{WithMemory: true})
 }
 
 func (c *Client) status(timeout time.Duration, withDigest bool) []*actors.StatusReply {
+	return c.ask(timeout, &actors.StatusRequest{WithDigest: withDigest})
+}
+
+// ask sends req to every replica and collects the answers; a replica that
+// does not answer within timeout has a nil entry.
+func (c *Client) ask(timeout time.Duration, req *actors.StatusRequest) []*actors.StatusReply {
 	out := make([]*actors.StatusReply, len(c.cfg.Replicas))
 	futures := make([]*actor.Future, len(out))
 	for j, pid := range c.cfg.PeerPIDs() {
-		futures[j] = c.system.Root.RequestFuture(pid, &actors.StatusRequest{WithDigest: withDigest}, timeout)
+		futures[j] = c.system.Root.RequestFuture(pid, req, timeout)
 	}
 	for j, f := range futures {
 		if res, err := f.Result(); err == nil {
