@@ -20,7 +20,6 @@ import (
 // latency across checkpoints of a large state, with and without
 // statemachine.Checkpointer.
 
-
 // plainStore forwards only the StateMachine methods of a kv store, hiding
 // its Checkpoint method: the core then takes each checkpoint with Snapshot,
 // on the replica's goroutine.

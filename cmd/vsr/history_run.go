@@ -19,7 +19,6 @@ import (
 
 // The closed-loop load of vsr history, and the run that reports on it.
 
-
 type mark struct {
 	n  int64
 	at time.Time
@@ -120,7 +119,6 @@ func (l *historyLoad) stop() {
 	}
 	l.wg.Wait()
 }
-
 
 type historyRow struct {
 	ops        int64

@@ -25,7 +25,6 @@ import (
 // The groups vsr history runs against: in this process, or node processes on
 // loopback.
 
-
 type inprocTarget struct {
 	g    *supervisor.Group
 	c, p *actors.Client
@@ -94,7 +93,6 @@ func (t *inprocTarget) stop() {
 	}
 	t.g.Stop()
 }
-
 
 type loopbackTarget struct {
 	bin   string
