@@ -3,6 +3,7 @@ package vsr
 import (
 	"bytes"
 	"crypto/sha256"
+	"hash/crc32"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -40,5 +41,29 @@ func TestCheckpointEncoding_ChunksOfHeadAndStateMakeOneCheckpoint(t *testing.T) 
 		assert.Equal(t, state, decoded.State)
 		require.Len(t, decoded.ClientTable, 1)
 		assert.Equal(t, uint64(40), decoded.ClientTable[0].LastOp)
+	}
+}
+
+// A chunk that claims more chunks than its checkpoint has bytes, or carries
+// no data for a checkpoint that has some, is forged or corrupt: it is
+// dropped, and the transfer neither starts over with it nor moves on.
+func TestCheckpointTransfer_ChunkCountBeyondTheSizeIsDropped(t *testing.T) {
+	r, _ := uReplica(t, 3, 1)
+	r.startFetch(0)
+	data := []byte("x")
+	forged := func(m *messages.CheckpointChunk) *messages.CheckpointChunk {
+		m.ClusterId, m.Replica, m.OpNumber, m.Digest = r.cfg.ClusterID, 0, 100, make([]byte, sha256.Size)
+		m.Crc32C = crc32.Checksum(m.Data, castagnoli)
+		return m
+	}
+	for _, m := range []*messages.CheckpointChunk{
+		forged(&messages.CheckpointChunk{Size: 1, Chunks: 1 << 31, Data: data}),
+		forged(&messages.CheckpointChunk{Size: 10, Chunks: 2, Data: nil}),
+	} {
+		before := r.Drops()[DropMalformed]
+		uStep(t, r, m)
+		assert.Equal(t, before+1, r.Drops()[DropMalformed])
+		assert.Zero(t, r.fetch.opNumber, "no assembly started from a forged chunk")
+		assert.Empty(t, r.fetch.buf)
 	}
 }

@@ -112,8 +112,10 @@ func (r *Replica) onCheckpointChunk(m *messages.CheckpointChunk) {
 	if !r.fetch.active || (r.status == StatusNormal && r.isPrimary()) {
 		return
 	}
-	if m.Chunks == 0 || m.Chunk >= m.Chunks || len(m.Digest) != sha256.Size ||
-		crc32.Checksum(m.Data, castagnoli) != m.Crc32C || uint64(len(m.Data)) > m.Size {
+	// Every chunk carries data, so there are no more chunks than bytes: a
+	// forged chunk count cannot keep a transfer asking for empty chunks.
+	if m.Chunks == 0 || m.Chunk >= m.Chunks || uint64(m.Chunks) > max(1, m.Size) || len(m.Digest) != sha256.Size ||
+		(len(m.Data) == 0 && m.Size > 0) || crc32.Checksum(m.Data, castagnoli) != m.Crc32C || uint64(len(m.Data)) > m.Size {
 		r.drop(DropMalformed)
 		return
 	}
