@@ -138,20 +138,28 @@ func (r *Replica) CheckpointDone(res CheckpointResult) Output {
 		return r.takeOutput()
 	}
 	if r.checkpoint == nil || res.OpNumber > r.checkpoint.opNumber {
+		r.retainCheckpoint(r.checkpoint, r.checkpointServedAt)
 		r.checkpoint = &checkpoint{opNumber: res.OpNumber, head: res.head, state: res.state, digest: res.Digest}
+		r.checkpointServedAt = 0
 		r.trimLog()
 	}
 	return r.takeOutput()
 }
 
-// trimLog discards the log below the checkpoint but for the trailing window.
+// trimLog discards the log below the checkpoint but for the trailing window,
+// and but for the log after a retained checkpoint that a peer is still
+// fetching: once that peer has installed it, it catches up from this log.
 func (r *Replica) trimLog() {
 	if r.checkpoint == nil {
 		return
 	}
+	base := r.checkpoint.opNumber
+	if r.retained != nil {
+		base = min(base, r.retained.opNumber)
+	}
 	keep := uint64(r.cfg.TrailingOps)
-	if r.checkpoint.opNumber > keep {
-		r.discardThrough(r.checkpoint.opNumber - keep)
+	if base > keep {
+		r.discardThrough(base - keep)
 	}
 }
 
@@ -177,7 +185,9 @@ func (r *Replica) installCheckpoint(cp *messages.Checkpoint, encoded, digest []b
 		r.appendEntry(e)
 	}
 	r.commitNumber = cp.OpNumber
+	r.retained = nil
 	r.checkpoint = &checkpoint{opNumber: cp.OpNumber, head: encoded, digest: digest}
+	r.checkpointServedAt = 0
 	r.checkpointPending = 0
 	r.checkpointsInstalled++
 	return true

@@ -81,16 +81,54 @@ func (r *Replica) resendChunkRequest() {
 
 // onGetCheckpoint serves a chunk of this replica's checkpoint. Any replica
 // that is not recovering answers: a checkpoint is committed state.
+//
+// A checkpoint being fetched stays servable, with the log after it, for a
+// while after a newer one replaces it (see retainCheckpoint): with a large
+// state a transfer can take longer than a checkpoint interval, and a source
+// that only ever offered its newest checkpoint would have the fetcher start
+// over for ever.
 func (r *Replica) onGetCheckpoint(m *messages.GetCheckpoint) {
 	if r.status == StatusRecovering || r.checkpoint == nil {
 		return
 	}
 	cp := r.checkpoint
+	if old := r.retained; old != nil && m.OpNumber == old.opNumber && bytes.Equal(m.Digest, old.digest) {
+		cp = old
+	}
 	chunk := m.Chunk
 	if m.OpNumber != cp.opNumber || !bytes.Equal(m.Digest, cp.digest) || chunk >= r.chunkCount(cp) {
 		chunk = 0
 	}
+	if cp == r.checkpoint {
+		r.checkpointServedAt = r.ticks
+	} else {
+		r.retainedServedAt = r.ticks
+	}
 	r.send(int(m.Replica), r.chunkMessage(cp, chunk))
+}
+
+// retainTicks is how long a replaced checkpoint stays servable after its
+// last chunk was asked for: ten heartbeats, several times the interval at
+// which a fetcher asks again for a lost chunk.
+func (r *Replica) retainTicks() int { return 10 * r.cfg.HeartbeatTicks }
+
+// retainCheckpoint runs when cp is replaced by a newer checkpoint: if a
+// chunk of cp was asked for recently, cp and the log after it are kept until
+// nobody has asked for retainTicks.
+func (r *Replica) retainCheckpoint(cp *checkpoint, servedAt int) {
+	if cp == nil || r.ticks-servedAt > r.retainTicks() || servedAt == 0 {
+		return
+	}
+	r.retained, r.retainedServedAt = cp, servedAt
+}
+
+// expireRetained drops a retained checkpoint nobody has asked for lately,
+// and lets the log be trimmed to the newest one.
+func (r *Replica) expireRetained() {
+	if r.retained != nil && r.ticks-r.retainedServedAt > r.retainTicks() {
+		r.retained = nil
+		r.trimLog()
+	}
 }
 
 func (r *Replica) chunkCount(cp *checkpoint) uint32 {

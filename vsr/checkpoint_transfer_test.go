@@ -282,3 +282,45 @@ func TestCheckpointTransfer_SourceDownMovesToAnotherReplicaWhereItLeftOff(t *tes
 	_, installed := r2.CheckpointStats()
 	assert.Equal(t, uint64(1), installed)
 }
+
+// With a large state a transfer can outlast a checkpoint interval. A source
+// that replaces the checkpoint being fetched keeps serving it, and keeps the
+// log after it, so the fetcher completes that transfer and then catches up
+// from the log instead of starting over with every newer checkpoint.
+func TestCheckpointTransfer_SourceKeepsServingACheckpointReplacedMidTransfer(t *testing.T) {
+	nw := laggingBackup(t)
+	r2 := nw.replicas[2]
+	// Replica 2 gets the first chunk; its requests for the others are held
+	// back while the group moves past two more checkpoints, as a slow
+	// transfer of a large state would be.
+	nw.filter = func(p *packet) bool {
+		m, ok := p.msg.(*messages.GetCheckpoint)
+		return p.from != 2 || !ok || m.Chunk == 0
+	}
+	for k := 0; r2.fetch.next == 0; k++ {
+		require.Less(t, k, 200, "replica 2 never started the transfer")
+		nw.tick()
+		nw.deliver()
+	}
+	require.Equal(t, uint64(12), r2.fetch.opNumber)
+	var ops []uint64
+	nw.filter = func(p *packet) bool { return p.from != 2 || !isType(*p, &messages.GetCheckpoint{}) }
+	nw.writeBig(21)
+	for i := 0; i < 2; i++ {
+		require.Equal(t, uint64(20), nw.replicas[i].CheckpointOpNumber())
+	}
+	nw.filter = nil
+	nw.watch = func(p packet) {
+		if m, ok := chunkTo(p, 2); ok {
+			ops = append(ops, m.OpNumber)
+		}
+	}
+	nw.run(4 * DefaultHeartbeatTicks)
+	nw.requireConverged()
+	require.NotEmpty(t, ops)
+	for _, op := range ops {
+		assert.Equal(t, uint64(12), op, "the rest of checkpoint 12 came, not a newer one")
+	}
+	_, installed := r2.CheckpointStats()
+	assert.Equal(t, uint64(1), installed, "one checkpoint, then the log")
+}

@@ -35,8 +35,15 @@ type Replica struct {
 	checkpointPending    uint64
 	checkpointFailures   uint64
 	checkpointsInstalled uint64
-	fetch                fetchState   // a checkpoint transfer
-	catchUp              catchUpState // a fetch of committed entries
+	// retained is a replaced checkpoint that a peer was still fetching
+	// (see onGetCheckpoint); the ...ServedAt fields are the ticks at which
+	// a chunk of each was last asked for.
+	retained           *checkpoint
+	checkpointServedAt int
+	retainedServedAt   int
+	ticks              int          // ticks since the replica started
+	fetch              fetchState   // a checkpoint transfer
+	catchUp            catchUpState // a fetch of committed entries
 
 	// syncing is set while the replica is in a view whose log it does not
 	// hold yet (it learned of the view from its primary): it has asked the
@@ -99,6 +106,8 @@ func (r *Replica) Step(m proto.Message) Output {
 
 // Tick advances the replica's logical clock by one tick.
 func (r *Replica) Tick() Output {
+	r.ticks++
+	r.expireRetained()
 	if r.heartbeat.tick() {
 		r.heartbeat.start(r.cfg.HeartbeatTicks)
 		r.onHeartbeat()
