@@ -8,19 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// MessageTooLarge reports whether m encodes to more than limit bytes. A
-// limit of zero or less means no limit, so that an in-process group, whose
-// messages are never serialized, pays nothing for the check.
-//
-// The size is proto.Size: the bytes of the message itself, without the
-// envelope Proto.Actor's remoting wraps around it (cluster.EnvelopeBytes
-// budgets that). Computing it walks the message once without copying, far
-// less than the marshalling that follows it when the message crosses a
-// machine.
-func MessageTooLarge(m proto.Message, limit int) bool {
-	return limit > 0 && proto.Size(m) > limit
-}
-
 // Oversized counts and logs the outgoing messages that exceed a size limit.
 // The transport's per-batch limit (cluster.TransportMessageBytes) is sound
 // only while every message is within the core's MaxMessageBytes; a message
@@ -34,16 +21,13 @@ type Oversized struct {
 	count atomic.Uint64
 }
 
-// Allow reports whether m, bound for to, is within limit (see
-// MessageTooLarge). When it is not, Allow counts it and logs its type,
-// size and destination on logger (if not nil) at ERROR, and the caller must
-// not send it.
-func (o *Oversized) Allow(m proto.Message, limit int, to *actor.PID, logger *slog.Logger) bool {
-	if limit <= 0 {
-		return true
-	}
-	size := proto.Size(m)
-	if size <= limit {
+// Allow reports whether m, of size bytes (proto.Size) and bound for to, is
+// within limit; a limit of zero or less means none. When it is not, Allow
+// counts it and logs its type, size and destination on logger (if not nil)
+// at ERROR, and the caller must not send it. The caller measures the size,
+// once, because it wants it for its own figures too.
+func (o *Oversized) Allow(m proto.Message, size, limit int, to *actor.PID, logger *slog.Logger) bool {
+	if limit <= 0 || size <= limit {
 		return true
 	}
 	n := o.count.Add(1)

@@ -25,13 +25,6 @@ func sized(t *testing.T, n int) proto.Message {
 	return nil
 }
 
-func TestMessageTooLargeIsAboveTheLimitOnly(t *testing.T) {
-	const limit = 1 << 20
-	require.False(t, actors.MessageTooLarge(sized(t, limit), limit), "a message of exactly the limit fits")
-	require.True(t, actors.MessageTooLarge(sized(t, limit+1), limit))
-	require.False(t, actors.MessageTooLarge(sized(t, limit+1), 0), "zero means no limit")
-}
-
 // An oversized outgoing message is refused, counted and logged with what a
 // reader needs to find its sender's bug; one within the limit passes and
 // is not counted.
@@ -40,12 +33,13 @@ func TestOversizedMessageIsCountedAndLogged(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
 	var o actors.Oversized
 	to := actor.NewPID("10.0.0.2:7000", "vsr/replica-1")
-	require.True(t, o.Allow(sized(t, 4096), 4096, to, logger))
+	require.True(t, o.Allow(sized(t, 4096), 4096, 4096, to, logger))
 	require.Zero(t, o.Count())
 	require.Empty(t, buf.String())
 
-	require.False(t, o.Allow(sized(t, 4097), 4096, to, logger))
-	require.False(t, o.Allow(sized(t, 5000), 4096, to, nil), "refused without a logger too")
+	require.False(t, o.Allow(sized(t, 4097), 4097, 4096, to, logger))
+	require.False(t, o.Allow(sized(t, 5000), 5000, 4096, to, nil), "refused without a logger too")
+	require.True(t, o.Allow(sized(t, 5000), 5000, 0, to, logger), "a limit of zero is none")
 	require.Equal(t, uint64(2), o.Count())
 	line := buf.String()
 	require.Equal(t, 1, strings.Count(line, "\n"), line)

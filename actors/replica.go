@@ -150,6 +150,9 @@ type replicaActor struct {
 	oversized  Oversized
 	maxBytes   int // the core's MaxMessageBytes
 	largest    int // the largest message sent
+	// digestWaiters are the status queries waiting for the digest being
+	// computed (see respondStatus).
+	digestWaiters []digestWaiter
 }
 
 // Receive dispatches on the message type: lifecycle, timer, status and crash
@@ -169,6 +172,8 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 			}
 			a.carryOut(ctx, a.core.CheckpointDone(m.res))
 		}
+	case *digestDone:
+		a.onDigestDone(ctx, m)
 	case *StatusQuery:
 		a.respondStatus(ctx, m.WithDigest, m.WithMemory, func(s ReplicaStatus) any { return s })
 	case *StatusRequest:
@@ -293,10 +298,7 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
 	size := proto.Size(m)
 	a.largest = max(a.largest, size)
-	if size <= a.maxBytes {
-		return true
-	}
-	return a.oversized.Allow(m, a.maxBytes, to, a.logger())
+	return a.oversized.Allow(m, size, a.maxBytes, to, a.logger())
 }
 
 // report emits an Event when the status or view changed.
@@ -315,8 +317,13 @@ func (a *replicaActor) report(restarted bool) {
 // respondStatus answers a status query. Without a digest the answer costs
 // nothing. The digest hashes the state machine's whole state, O(state size):
 // for a state machine that implements statemachine.Checkpointer the state is
-// captured at once and encoded and hashed on another goroutine, which then
-// answers, so that the replica does not stall; otherwise it is encoded here.
+// captured at once and encoded and hashed on another goroutine, so that the
+// replica does not stall; otherwise it is encoded here. One digest is
+// computed at a time: queries that arrive meanwhile get the same answer (the
+// status as of that capture, so digest and commit number agree), at most
+// maxDigestWaiters of them; past that a query is not answered and its asker
+// times out, so that a flood of digest queries costs one encoding, not one
+// each.
 func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory bool, as func(ReplicaStatus) any) {
 	s := a.status()
 	if withMemory {
@@ -329,17 +336,22 @@ func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory b
 		ctx.Respond(as(s))
 		return
 	}
-	encode := func() ([]byte, error) { return a.sm.Snapshot() }
+	sender := ctx.Sender()
+	if sender == nil || len(a.digestWaiters) >= maxDigestWaiters {
+		return
+	}
+	a.digestWaiters = append(a.digestWaiters, digestWaiter{to: sender, as: as, heap: s.HeapInUse})
+	if len(a.digestWaiters) > 1 {
+		return // one is being computed
+	}
+	var encode func() ([]byte, error)
 	if c, ok := a.sm.(statemachine.Checkpointer); ok {
 		encode = c.Checkpoint()
 	} else {
 		snap, err := a.sm.Snapshot()
 		encode = func() ([]byte, error) { return snap, err }
 	}
-	sender, root := ctx.Sender(), ctx.ActorSystem().Root
-	if sender == nil {
-		return
-	}
+	self, gen, root := ctx.Self(), a.gen, ctx.ActorSystem().Root
 	go func() {
 		if snap, err := encode(); err == nil {
 			h := sha256.New()
@@ -347,8 +359,39 @@ func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory b
 			h.Write(snap)
 			copy(s.Digest[:], h.Sum(nil))
 		}
-		root.Send(sender, as(s))
+		root.Send(self, &digestDone{gen: gen, status: s})
 	}()
+}
+
+// maxDigestWaiters bounds the digest queries held while one digest is
+// computed.
+const maxDigestWaiters = 64
+
+// digestWaiter is a status query waiting for the digest being computed.
+type digestWaiter struct {
+	to   *actor.PID
+	as   func(ReplicaStatus) any
+	heap uint64
+}
+
+// digestDone carries a computed digest back to the instance (gen) that
+// started it.
+type digestDone struct {
+	gen    uint64
+	status ReplicaStatus
+}
+
+// onDigestDone answers every query that waited for the digest.
+func (a *replicaActor) onDigestDone(ctx actor.Context, m *digestDone) {
+	if m.gen != a.gen {
+		return
+	}
+	for _, w := range a.digestWaiters {
+		s := m.status
+		s.HeapInUse = w.heap
+		ctx.Send(w.to, w.as(s))
+	}
+	a.digestWaiters = nil
 }
 
 func (a *replicaActor) status() ReplicaStatus {

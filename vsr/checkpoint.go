@@ -3,6 +3,7 @@ package vsr
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -75,8 +76,15 @@ func (res CheckpointResult) Encoded() []byte {
 	return append(append([]byte{}, res.head...), res.state...)
 }
 
-// Run encodes the checkpoint and hashes it.
-func (j *CheckpointJob) Run() CheckpointResult {
+// Run encodes the checkpoint and hashes it. A panic in the state machine's
+// encoding is returned as an error: the replica then keeps its log whole
+// until the next checkpoint, rather than the caller's goroutine dying.
+func (j *CheckpointJob) Run() (res CheckpointResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = CheckpointResult{OpNumber: j.OpNumber, Err: fmt.Errorf("%w: state machine panicked: %v", ErrCheckpoint, p)}
+		}
+	}()
 	state, err := j.encodeState()
 	if err != nil {
 		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
@@ -98,9 +106,13 @@ func (j *CheckpointJob) Run() CheckpointResult {
 var ErrCheckpoint = errors.New("vsr: checkpoint failed")
 
 // maybeCheckpoint runs after op is executed: at a multiple of the interval,
-// and when no other checkpoint is being encoded, it captures the state.
+// and when no other checkpoint is being encoded, it captures the state. A
+// job still out after two intervals is given up (its caller dropped it, or
+// the encoding hangs) and a new one is captured, so that the log is trimmed
+// whatever becomes of one job.
 func (r *Replica) maybeCheckpoint(op uint64) {
-	if op%uint64(r.cfg.CheckpointInterval) != 0 || r.checkpointPending != 0 {
+	interval := uint64(r.cfg.CheckpointInterval)
+	if op%interval != 0 || (r.checkpointPending != 0 && op < r.checkpointPending+2*interval) {
 		return
 	}
 	if r.checkpoint != nil && r.checkpoint.opNumber >= op {

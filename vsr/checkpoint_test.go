@@ -227,3 +227,42 @@ func uCheckpointDone(t *testing.T, r *Replica, res CheckpointResult) Output {
 	require.NoError(t, r.CheckInvariants())
 	return out
 }
+
+// A job its caller never finishes (dropped, or an encoding that hangs) is
+// given up two intervals later and another is captured, so the log is
+// trimmed whatever becomes of one job; the late result of the first is then
+// ignored.
+func TestCheckpoint_JobNeverFinishedIsGivenUpAfterTwoIntervals(t *testing.T) {
+	r := lonePrimary(t, kv.NewStore())
+	dropped := lonePut(t, r, 2).Checkpoint
+	require.NotNil(t, dropped)
+	for number := uint64(3); number <= 5; number++ {
+		assert.Nil(t, lonePut(t, r, number).Checkpoint, "op %d: the job for op 2 is still out", number)
+	}
+	next := lonePut(t, r, 6).Checkpoint
+	require.NotNil(t, next, "two intervals after op 2 another checkpoint is captured")
+	assert.Equal(t, uint64(6), next.OpNumber)
+	uCheckpointDone(t, r, dropped.Run())
+	assert.Equal(t, uint64(0), r.CheckpointOpNumber(), "the given-up job's result is ignored")
+	uCheckpointDone(t, r, next.Run())
+	assert.Equal(t, uint64(6), r.CheckpointOpNumber())
+	assert.Equal(t, uint64(6), r.LogBase())
+}
+
+// panickySM panics while encoding a checkpoint, as a buggy state machine
+// might.
+type panickySM struct{ statemachine.StateMachine }
+
+func (panickySM) Snapshot() ([]byte, error) { panic("test: encoding exploded") }
+
+// A state machine that panics while a checkpoint is encoded fails the job
+// with an error; the goroutine running it does not die, and the log stays
+// whole.
+func TestCheckpoint_PanicWhileEncodingIsAFailedJob(t *testing.T) {
+	sm := &panickySM{StateMachine: kv.New()}
+	job := &CheckpointJob{OpNumber: 2, encodeState: func() ([]byte, error) { return sm.Snapshot() }}
+	var res CheckpointResult
+	require.NotPanics(t, func() { res = job.Run() })
+	assert.ErrorIs(t, res.Err, ErrCheckpoint)
+	assert.Contains(t, res.Err.Error(), "encoding exploded")
+}

@@ -123,9 +123,15 @@ func (r *Replica) retainCheckpoint(cp *checkpoint, servedAt int) {
 }
 
 // expireRetained drops a retained checkpoint nobody has asked for lately,
-// and lets the log be trimmed to the newest one.
+// or one the log has moved four intervals past (what it keeps alive, the log
+// after it, must stay bounded however slow the fetcher), and lets the log be
+// trimmed to the newest one.
 func (r *Replica) expireRetained() {
-	if r.retained != nil && r.ticks-r.retainedServedAt > r.retainTicks() {
+	if r.retained == nil {
+		return
+	}
+	if r.ticks-r.retainedServedAt > r.retainTicks() ||
+		r.commitNumber > r.retained.opNumber+4*uint64(r.cfg.CheckpointInterval) {
 		r.retained = nil
 		r.trimLog()
 	}

@@ -324,3 +324,36 @@ func TestCheckpointTransfer_SourceKeepsServingACheckpointReplacedMidTransfer(t *
 	_, installed := r2.CheckpointStats()
 	assert.Equal(t, uint64(1), installed, "one checkpoint, then the log")
 }
+
+// What a retained checkpoint keeps alive, the log after it, stays bounded
+// however slow its fetcher: once the log is four intervals past it, it goes,
+// even while the fetcher still asks for it.
+func TestCheckpointTransfer_RetainedCheckpointGoesFourIntervalsLater(t *testing.T) {
+	nw := laggingBackup(t)
+	r2 := nw.replicas[2]
+	nw.filter = func(p *packet) bool {
+		m, ok := p.msg.(*messages.GetCheckpoint)
+		return p.from != 2 || !ok || m.Chunk == 0
+	}
+	for k := 0; r2.fetch.next == 0; k++ {
+		require.Less(t, k, 200, "replica 2 never started the transfer")
+		nw.tick()
+		nw.deliver()
+	}
+	source := nw.replicas[r2.fetch.source]
+	nw.filter = func(p *packet) bool { return p.from != 2 || !isType(*p, &messages.GetCheckpoint{}) }
+	bound := uint64(12 + 4*4) // checkpoint 12, interval 4
+	for last := uint64(14); source.CommitNumber() <= bound+4; last++ {
+		source.retainedServedAt = source.ticks // as if the fetcher still asked
+		nw.writeBig(last)
+		if source.CommitNumber() <= bound {
+			require.LessOrEqual(t, source.LogBase(), uint64(12), "commit %d: the log after checkpoint 12 is kept", source.CommitNumber())
+			if source.CheckpointOpNumber() > 12 {
+				require.NotNil(t, source.retained, "commit %d: checkpoint 12 is still served", source.CommitNumber())
+			}
+		}
+	}
+	require.Greater(t, source.CheckpointOpNumber(), uint64(12))
+	assert.Nil(t, source.retained)
+	assert.Greater(t, source.LogBase(), uint64(12), "and the log is trimmed to the newest checkpoint")
+}

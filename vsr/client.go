@@ -26,6 +26,7 @@ type Client struct {
 	requestNumber uint64
 	pending       *messages.Request
 	waited        int // ticks since the pending request was last sent
+	backoff       int // ticks left before resending to the primary after BUSY (0: none)
 	registered    bool
 	// queued is the caller's request while its registration is pending.
 	queued *messages.Request
@@ -146,7 +147,7 @@ func (c *Client) newRequest(op []byte, mode messages.ReadMode) *messages.Request
 // send makes req the pending request and sends it to the primary.
 func (c *Client) send(req *messages.Request) ClientOutput {
 	c.pending = req
-	c.waited = 0
+	c.waited, c.backoff = 0, 0
 	return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}
 }
 
@@ -164,9 +165,10 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 	}
 	if m.Error == messages.ReplyError_REPLY_ERROR_BUSY {
 		// The primary's pipeline is full: back off for half the retry
-		// time, then resend (to every replica, as on any retry: the
-		// primary may change meanwhile).
-		c.waited = c.cfg.RetryTicks / 2
+		// time, then resend to the primary that said so. Sending to every
+		// replica, as a timeout does, would multiply the load on a primary
+		// that is already overloaded, since backups forward to it.
+		c.waited, c.backoff = 0, max(1, c.cfg.RetryTicks/2)
 		return ClientOutput{}
 	}
 	if c.pending.Register && m.Error == messages.ReplyError_REPLY_ERROR_NONE {
@@ -200,6 +202,12 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 func (c *Client) Tick() ClientOutput {
 	if c.pending == nil {
 		return ClientOutput{}
+	}
+	if c.backoff > 0 {
+		if c.backoff--; c.backoff == 0 {
+			c.waited = 0
+			return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}
+		}
 	}
 	c.waited++
 	if c.waited < c.cfg.RetryTicks {

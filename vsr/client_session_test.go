@@ -84,10 +84,9 @@ func TestClientSession_RetriesAfterBusy(t *testing.T) {
 	assert.True(t, c.Pending())
 	assert.Empty(t, c.Tick().Messages)
 	out = c.Tick()
-	require.NotEmpty(t, out.Messages, "after half the retry time")
-	for _, env := range out.Messages {
-		assert.Equal(t, write.RequestNumber, env.Msg.(*messages.Request).RequestNumber, "the same request")
-	}
+	require.Len(t, out.Messages, 1, "after half the retry time, to the primary only")
+	assert.Equal(t, 0, out.Messages[0].To, "the primary of view 0, which answered BUSY")
+	assert.Equal(t, write.RequestNumber, out.Messages[0].Msg.(*messages.Request).RequestNumber, "the same request")
 	res := c.Step(uReply(9, write.RequestNumber, 0, 0)).Done
 	require.NotNil(t, res)
 	assert.NoError(t, res.Err)

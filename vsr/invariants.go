@@ -43,8 +43,14 @@ func (r *Replica) CheckInvariants() error {
 			return fmt.Errorf("log slot %d holds op %d", r.logBase+uint64(k+1), e.GetOpNumber())
 		}
 	}
+	if len(r.sizes) != len(r.log) {
+		return fmt.Errorf("log of %d entries with %d sizes", len(r.log), len(r.sizes))
+	}
 	bytes := 0
 	for _, e := range r.uncommittedSuffix() {
+		if size := entrySize(e); size != r.sizeAt(e.OpNumber) {
+			return fmt.Errorf("op %d weighs %d bytes, recorded %d", e.OpNumber, size, r.sizeAt(e.OpNumber))
+		}
 		bytes += entrySize(e)
 	}
 	if bytes != r.uncommittedBytes {

@@ -15,6 +15,10 @@ import (
 //
 // Every slot up to commitNumber holds the committed op; a slot past it holds
 // a candidate that a view change may replace.
+//
+// sizes[k] is what log[k] weighs in a message (entrySize), measured once
+// when the entry joins the log: batching, the pipeline's byte budget and
+// commits read it instead of encoding the entry again.
 
 // opNumber is the op number of the last entry.
 func (r *Replica) opNumber() uint64 { return r.logBase + uint64(len(r.log)) }
@@ -38,10 +42,17 @@ func (r *Replica) entriesFrom(first, last uint64) []*messages.Entry {
 }
 
 // appendEntry adds e, whose op number must be opNumber+1, to the log.
-func (r *Replica) appendEntry(e *messages.Entry) {
+func (r *Replica) appendEntry(e *messages.Entry) { r.appendSized(e, entrySize(e)) }
+
+// appendSized is appendEntry for an entry whose size is known.
+func (r *Replica) appendSized(e *messages.Entry, size int) {
 	r.log = append(r.log, e)
-	r.uncommittedBytes += entrySize(e)
+	r.sizes = append(r.sizes, int32(size))
+	r.uncommittedBytes += size
 }
+
+// sizeAt is the size of the entry with op number op, in the window.
+func (r *Replica) sizeAt(op uint64) int { return int(r.sizes[op-r.logBase-1]) }
 
 // truncateAfter discards every entry past op, which must not be below the
 // commit number: only uncommitted candidates may be replaced. The slots are
@@ -52,10 +63,10 @@ func (r *Replica) truncateAfter(op uint64) {
 		return
 	}
 	k := max(op, r.logBase) - r.logBase
-	for _, e := range r.log[k:] {
-		r.uncommittedBytes -= entrySize(e)
+	for _, size := range r.sizes[k:] {
+		r.uncommittedBytes -= int(size)
 	}
-	r.log = slices.Clip(r.log[:k])
+	r.log, r.sizes = slices.Clip(r.log[:k]), r.sizes[:k]
 }
 
 // discardThrough drops the entries up to op (at most the commit number) from
@@ -67,18 +78,18 @@ func (r *Replica) discardThrough(op uint64) {
 		return
 	}
 	if op >= r.opNumber() {
-		r.log, r.logBase = nil, op
+		r.log, r.sizes, r.logBase = nil, nil, op
 		return
 	}
 	drop := op - r.logBase
-	r.log = slices.Clone(r.log[drop:])
+	r.log, r.sizes = slices.Clone(r.log[drop:]), slices.Clone(r.sizes[drop:])
 	r.logBase = op
 }
 
 // resetLog empties the window so that it starts after op: the state up to
 // op came from a checkpoint.
 func (r *Replica) resetLog(op uint64) {
-	r.log, r.logBase, r.uncommittedBytes = nil, op, 0
+	r.log, r.sizes, r.logBase, r.uncommittedBytes = nil, nil, op, 0
 }
 
 // uncommittedSuffix is the entries after the commit number.
@@ -90,32 +101,30 @@ func (r *Replica) uncommittedSuffix() []*messages.Entry {
 // the field's tag and length.
 func entrySize(e *messages.Entry) int { return proto.Size(e) + 4 }
 
-// fitting returns the longest run of entries, from the start of entries,
-// whose sizes sum to at most budget, and at most max of them. It always
-// takes the first entry if budget allows it alone.
-func fitting(entries []*messages.Entry, budget, max int) []*messages.Entry {
-	total := 0
-	for k, e := range entries {
-		if k == max {
-			return entries[:k]
-		}
-		total += entrySize(e)
-		if total > budget {
-			return entries[:k]
+// fitFrom returns the entries from op number first on, up to last, as many
+// as fit in budget bytes and at most max of them: always at least the first,
+// which a request's size bound lets fit alone.
+func (r *Replica) fitFrom(first, last uint64, budget, max int) []*messages.Entry {
+	if first > last {
+		return nil
+	}
+	total, end := 0, first
+	for ; end <= last && int(end-first) < max; end++ {
+		if total += r.sizeAt(end); total > budget && end > first {
+			break
 		}
 	}
-	return entries
+	return r.entriesFrom(first, end-1)
 }
 
-// fittingTail is fitting from the end: the longest run ending with the last
-// entry.
-func fittingTail(entries []*messages.Entry, budget int) []*messages.Entry {
-	total := 0
-	for k := len(entries) - 1; k >= 0; k-- {
-		total += entrySize(entries[k])
-		if total > budget {
-			return entries[k+1:]
+// fitTail is fitFrom from the end: the entries from after op from to op
+// last, as many of the last ones as fit in budget bytes.
+func (r *Replica) fitTail(from, last uint64, budget int) []*messages.Entry {
+	total, start := 0, last+1
+	for ; start > from+1; start-- {
+		if total += r.sizeAt(start - 1); total > budget {
+			break
 		}
 	}
-	return entries
+	return r.entriesFrom(start, last)
 }

@@ -81,13 +81,14 @@ func (r *Replica) appendRequest(m *messages.Request) {
 		ReplyTo:       m.ReplyTo,
 		Register:      m.Register,
 	}
+	size := entrySize(e)
 	if r.opNumber()-r.commitNumber >= uint64(r.cfg.PipelineMax) ||
-		r.uncommittedBytes+entrySize(e) > r.cfg.pipelineBytes() {
+		r.uncommittedBytes+size > r.cfg.pipelineBytes() {
 		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_BUSY})
 		return
 	}
-	r.appendEntry(e)
+	r.appendSized(e, size)
 	r.clientTable.inProgress[m.ClientId] = m.RequestNumber
 	r.maybeCommit() // With n = 1 the primary alone is a quorum.
 }
@@ -106,7 +107,7 @@ func (r *Replica) broadcastNewEntries() {
 // prepareMessage carries the entries from first on, as many as one Prepare
 // may hold.
 func (r *Replica) prepareMessage(first uint64) *messages.Prepare {
-	entries := fitting(r.entriesFrom(first, r.opNumber()), r.cfg.entriesBytes(), r.cfg.MaxBatch)
+	entries := r.fitFrom(first, r.opNumber(), r.cfg.entriesBytes(), r.cfg.MaxBatch)
 	return &messages.Prepare{
 		ClusterId:    r.cfg.ClusterID,
 		View:         r.viewNumber,
@@ -246,7 +247,7 @@ func (r *Replica) commitUpTo(k uint64) {
 	for r.commitNumber < k {
 		e := r.entryAt(r.commitNumber + 1)
 		r.commitNumber++
-		r.uncommittedBytes -= entrySize(e)
+		r.uncommittedBytes -= r.sizeAt(e.OpNumber)
 		result, replyErr, fresh := r.execute(e)
 		r.clientTable.expire(e.OpNumber)
 		r.out.Committed = append(r.out.Committed, e)

@@ -48,8 +48,9 @@ type Output struct {
 	// Checkpoint, when set, is a checkpoint the replica captured at a
 	// committed op. The caller runs it (on any goroutine: it may take a
 	// while for a large state) and hands the result to CheckpointDone; until
-	// then the replica keeps its log whole. A caller that drops it only
-	// delays log truncation to the next checkpoint.
+	// then the replica keeps its log whole. A caller that drops it delays
+	// log truncation by two intervals: a job still out after two intervals
+	// is given up and another is captured.
 	Checkpoint *CheckpointJob
 }
 

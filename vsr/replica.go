@@ -22,6 +22,7 @@ type Replica struct {
 	status         Status
 	lastNormalView uint64
 	log            []*messages.Entry // log[k] holds op number logBase+k+1 (see log.go)
+	sizes          []int32           // sizes[k] is entrySize(log[k])
 	logBase        uint64            // the ops up to here are in the checkpoint only
 	commitNumber   uint64            // every op up to here is committed and executed
 	clientTable    clientTable

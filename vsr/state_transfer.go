@@ -106,7 +106,7 @@ func (r *Replica) onGetState(m *messages.GetState) {
 		r.send(int(m.Replica), r.checkpointPointer(false))
 		return
 	}
-	entries := fitting(r.entriesFrom(m.OpNumber+1, r.opNumber()), r.cfg.entriesBytes(), MaxPrepareEntries)
+	entries := r.fitFrom(m.OpNumber+1, r.opNumber(), r.cfg.entriesBytes(), MaxPrepareEntries)
 	r.send(int(m.Replica), r.newStateMessage(entries, false))
 }
 
@@ -122,7 +122,7 @@ func (r *Replica) serveCommitted(m *messages.GetState) {
 		}
 		return
 	}
-	entries := fitting(r.entriesFrom(m.OpNumber+1, r.commitNumber), r.cfg.entriesBytes(), MaxPrepareEntries)
+	entries := r.fitFrom(m.OpNumber+1, r.commitNumber, r.cfg.entriesBytes(), MaxPrepareEntries)
 	r.send(int(m.Replica), r.newStateMessage(entries, true))
 }
 

@@ -252,7 +252,7 @@ func chooseLog(dvcs map[int]*messages.DoViewChange, byOpNumberOnly bool) *messag
 // usual case.
 func (r *Replica) startViewMessage(from uint64) *messages.StartView {
 	from = max(min(from, r.commitNumber), r.logBase)
-	entries := fittingTail(r.entriesFrom(from+1, r.opNumber()), r.cfg.entriesBytes())
+	entries := r.fitTail(from, r.opNumber(), r.cfg.entriesBytes())
 	if len(entries) > MaxPrepareEntries {
 		entries = entries[len(entries)-MaxPrepareEntries:]
 	}
