@@ -189,7 +189,8 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 	case *messages.Prepare, *messages.PrepareOK, *messages.Commit,
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
-		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk:
+		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
+		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK:
 		if a.core != nil && a.fromPeer(ctx, m.(replicaMessage)) {
 			a.carryOut(ctx, a.core.Step(m.(proto.Message)))
 		}

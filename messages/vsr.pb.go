@@ -1784,6 +1784,134 @@ func (x *ConfirmViewOK) GetReplica() uint32 {
 	return 0
 }
 
+// ViewChangeProbe asks "have you lost the primary of your view too?" A
+// replica whose primary has gone quiet sends it before it moves to a new
+// view (the Raft thesis's PreVote, section 9.6): it starts the view change
+// only once f others agree, so a replica that is cut off, lagging or flaky
+// cannot depose a primary that the rest of the group still hears. view is the
+// view the sender would move to.
+type ViewChangeProbe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ViewChangeProbe) Reset() {
+	*x = ViewChangeProbe{}
+	mi := &file_vsr_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ViewChangeProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ViewChangeProbe) ProtoMessage() {}
+
+func (x *ViewChangeProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ViewChangeProbe.ProtoReflect.Descriptor instead.
+func (*ViewChangeProbe) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ViewChangeProbe) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *ViewChangeProbe) GetView() uint64 {
+	if x != nil {
+		return x.View
+	}
+	return 0
+}
+
+func (x *ViewChangeProbe) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+// ViewChangeProbeOK answers a ViewChangeProbe from a replica that has lost
+// its primary as well (or is itself changing views).
+type ViewChangeProbeOK struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ViewChangeProbeOK) Reset() {
+	*x = ViewChangeProbeOK{}
+	mi := &file_vsr_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ViewChangeProbeOK) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ViewChangeProbeOK) ProtoMessage() {}
+
+func (x *ViewChangeProbeOK) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ViewChangeProbeOK.ProtoReflect.Descriptor instead.
+func (*ViewChangeProbeOK) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ViewChangeProbeOK) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *ViewChangeProbeOK) GetView() uint64 {
+	if x != nil {
+		return x.View
+	}
+	return 0
+}
+
+func (x *ViewChangeProbeOK) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
 var File_vsr_proto protoreflect.FileDescriptor
 
 const file_vsr_proto_rawDesc = "" +
@@ -1934,7 +2062,17 @@ const file_vsr_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x14\n" +
 	"\x05round\x18\x03 \x01(\x04R\x05round\x12\x18\n" +
-	"\areplica\x18\x04 \x01(\rR\areplica*N\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\"^\n" +
+	"\x0fViewChangeProbe\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
+	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\"`\n" +
+	"\x11ViewChangeProbeOK\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
+	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica*N\n" +
 	"\bReadMode\x12\x11\n" +
 	"\rREAD_MODE_LOG\x10\x00\x12\x1a\n" +
 	"\x16READ_MODE_LINEARIZABLE\x10\x01\x12\x13\n" +
@@ -1961,30 +2099,32 @@ func file_vsr_proto_rawDescGZIP() []byte {
 }
 
 var file_vsr_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_vsr_proto_goTypes = []any{
-	(ReadMode)(0),            // 0: vsr.ReadMode
-	(ReplyError)(0),          // 1: vsr.ReplyError
-	(*ClientAddress)(nil),    // 2: vsr.ClientAddress
-	(*Request)(nil),          // 3: vsr.Request
-	(*Reply)(nil),            // 4: vsr.Reply
-	(*Entry)(nil),            // 5: vsr.Entry
-	(*Prepare)(nil),          // 6: vsr.Prepare
-	(*PrepareOK)(nil),        // 7: vsr.PrepareOK
-	(*Commit)(nil),           // 8: vsr.Commit
-	(*StartViewChange)(nil),  // 9: vsr.StartViewChange
-	(*DoViewChange)(nil),     // 10: vsr.DoViewChange
-	(*StartView)(nil),        // 11: vsr.StartView
-	(*Recovery)(nil),         // 12: vsr.Recovery
-	(*ClientSession)(nil),    // 13: vsr.ClientSession
-	(*Checkpoint)(nil),       // 14: vsr.Checkpoint
-	(*RecoveryResponse)(nil), // 15: vsr.RecoveryResponse
-	(*GetState)(nil),         // 16: vsr.GetState
-	(*NewState)(nil),         // 17: vsr.NewState
-	(*GetCheckpoint)(nil),    // 18: vsr.GetCheckpoint
-	(*CheckpointChunk)(nil),  // 19: vsr.CheckpointChunk
-	(*ConfirmView)(nil),      // 20: vsr.ConfirmView
-	(*ConfirmViewOK)(nil),    // 21: vsr.ConfirmViewOK
+	(ReadMode)(0),             // 0: vsr.ReadMode
+	(ReplyError)(0),           // 1: vsr.ReplyError
+	(*ClientAddress)(nil),     // 2: vsr.ClientAddress
+	(*Request)(nil),           // 3: vsr.Request
+	(*Reply)(nil),             // 4: vsr.Reply
+	(*Entry)(nil),             // 5: vsr.Entry
+	(*Prepare)(nil),           // 6: vsr.Prepare
+	(*PrepareOK)(nil),         // 7: vsr.PrepareOK
+	(*Commit)(nil),            // 8: vsr.Commit
+	(*StartViewChange)(nil),   // 9: vsr.StartViewChange
+	(*DoViewChange)(nil),      // 10: vsr.DoViewChange
+	(*StartView)(nil),         // 11: vsr.StartView
+	(*Recovery)(nil),          // 12: vsr.Recovery
+	(*ClientSession)(nil),     // 13: vsr.ClientSession
+	(*Checkpoint)(nil),        // 14: vsr.Checkpoint
+	(*RecoveryResponse)(nil),  // 15: vsr.RecoveryResponse
+	(*GetState)(nil),          // 16: vsr.GetState
+	(*NewState)(nil),          // 17: vsr.NewState
+	(*GetCheckpoint)(nil),     // 18: vsr.GetCheckpoint
+	(*CheckpointChunk)(nil),   // 19: vsr.CheckpointChunk
+	(*ConfirmView)(nil),       // 20: vsr.ConfirmView
+	(*ConfirmViewOK)(nil),     // 21: vsr.ConfirmViewOK
+	(*ViewChangeProbe)(nil),   // 22: vsr.ViewChangeProbe
+	(*ViewChangeProbeOK)(nil), // 23: vsr.ViewChangeProbeOK
 }
 var file_vsr_proto_depIdxs = []int32{
 	2,  // 0: vsr.Request.reply_to:type_name -> vsr.ClientAddress
@@ -2015,7 +2155,7 @@ func file_vsr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vsr_proto_rawDesc), len(file_vsr_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

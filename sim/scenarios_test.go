@@ -145,12 +145,20 @@ func TestScenarioStateTransferAcrossThreeViewChanges(t *testing.T) {
 // already starting is in the log of some DoViewChange the new primary
 // counts. Here replicas 3 and 4 of 5 lose the primary and start view 1
 // while 0 still commits "v2" with the help of 1 and 2; view 1 must keep it.
+// (3 and 4 probe first; 1 and 2 answer that they have lost the primary too,
+// as they would after a moment's silence, and then hear it again.)
 func TestScenarioOpCommittedDuringViewChangeSurvives(t *testing.T) {
 	c := scripted(t, 5)
 	c.put(t, "v1")
 	c.net.cut(0, 3)
 	c.net.cut(0, 4)
 	c.run(t, vsr.DefaultInactivityTicks+vsr.DefaultJitterTicks+2)
+	for _, to := range []int{3, 4} {
+		for _, from := range []uint32{1, 2} {
+			c.net.send(node(from), node(to), &messages.ViewChangeProbeOK{ClusterId: clusterID, View: 1, Replica: from}, false)
+		}
+	}
+	c.run(t, 2)
 	require.Equal(t, uint64(1), c.Replica(3).View(), "3 and 4 started the view change")
 	c.Partition([]int{0, 1, 2}, []int{3, 4})
 	c.put(t, "v2") // committed by 0, 1 and 2 in view 0

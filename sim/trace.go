@@ -107,6 +107,10 @@ func describe(m proto.Message) string {
 		return fmt.Sprintf("CheckpointChunk op=%d chunk=%d/%d bytes=%d", m.OpNumber, m.Chunk, m.Chunks, len(m.Data))
 	case *messages.ConfirmView:
 		return fmt.Sprintf("ConfirmView v=%d round=%d", m.View, m.Round)
+	case *messages.ViewChangeProbe:
+		return fmt.Sprintf("ViewChangeProbe v=%d", m.View)
+	case *messages.ViewChangeProbeOK:
+		return fmt.Sprintf("ViewChangeProbeOK v=%d", m.View)
 	case *messages.ConfirmViewOK:
 		return fmt.Sprintf("ConfirmViewOK v=%d round=%d", m.View, m.Round)
 	}

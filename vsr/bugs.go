@@ -32,6 +32,17 @@ const (
 	// BugNormalBeforeSnapshot takes a checkpoint's op number after its
 	// first chunk, without its state.
 	BugNormalBeforeSnapshot
+	// BugReadStarvation lets every Prepare put off the heartbeat and holds
+	// new read rounds while one is unanswered, so reads wait as long as
+	// writes keep coming.
+	BugReadStarvation
+	// BugNoCheckQuorum keeps a primary that no backup answers in its view.
+	BugNoCheckQuorum
+	// BugNoPreVote starts a view change on a timeout without probing, and
+	// joins every later view change, whoever started it.
+	BugNoPreVote
+	// BugNoViewWindow lets one message move a replica to any view in range.
+	BugNoViewWindow
 )
 
 // AllBugs lists every injectable bug with its name.
@@ -49,6 +60,10 @@ var AllBugs = []struct {
 	{BugTruncateNoFallback, "truncate-no-fallback"},
 	{BugChunkAnyOrder, "chunk-any-order"},
 	{BugNormalBeforeSnapshot, "normal-before-snapshot"},
+	{BugReadStarvation, "read-starvation"},
+	{BugNoCheckQuorum, "no-check-quorum"},
+	{BugNoPreVote, "no-prevote"},
+	{BugNoViewWindow, "no-view-window"},
 }
 
 func (r *Replica) buggy(b Bug) bool { return r.bugs&b != 0 }

@@ -194,8 +194,15 @@ func uBareReplica(t *testing.T, n, i int, opts ...func(*Config)) (*Replica, *uSM
 	}
 	r, err := New(c)
 	require.NoError(t, err)
+	uForgetPrimary(r)
 	return r, sm
 }
+
+// uForgetPrimary makes r a replica that has not heard from its primary for an
+// inactivity timeout, so that it joins a view change for a later view at once,
+// as in the paper. The unit tests of the view change start from there; the
+// tests in liveness_test.go cover the replica that still hears its primary.
+func uForgetPrimary(r *Replica) { r.primaryHeardAt = r.ticks - r.cfg.InactivityTicks }
 
 // uRegistered is the request number of the registration that opened the
 // sessions of uSessionClients: their first write is request uRegistered+1.
@@ -374,6 +381,7 @@ func uBackup(t *testing.T, n, i int, ops, commit uint64, opts ...func(*Config)) 
 	}
 	require.Equal(t, ops, r.OpNumber())
 	require.Equal(t, commit, r.CommitNumber())
+	uForgetPrimary(r)
 	return r, sm
 }
 
@@ -405,6 +413,11 @@ func uNewPrimary(t *testing.T, n int, view uint64, commit uint64, log []*message
 	t.Helper()
 	p := int(view % uint64(n))
 	r, sm := uReplica(t, n, p)
+	if r.IsPrimary() { // no backup has answered it for an inactivity timeout
+		for j := range r.primary.heardAt {
+			r.primary.heardAt[j] = r.ticks - r.cfg.InactivityTicks
+		}
+	}
 	f := (n - 1) / 2
 	for k := 1; k <= f+1; k++ {
 		uStep(t, r, uDVC(view, (p+k)%n, 0, commit, log))
@@ -429,4 +442,25 @@ func uResult(t *testing.T, b []byte) *kv.Result {
 	res, err := kv.DecodeResult(b)
 	require.NoError(t, err)
 	return res
+}
+
+// uLeaveView runs r into its election timeout and answers its probe for the
+// next view from f peers, so that it starts the view change to that view; it
+// returns everything r sent.
+func uLeaveView(t *testing.T, r *Replica) Output {
+	t.Helper()
+	v := r.View()
+	all := uTicks(t, r, max(r.cfg.InactivityTicks, r.cfg.ViewChangeTicks))
+	require.Len(t, uMsgs[*messages.ViewChangeProbe](all), r.n-1, "the timeout sends a probe, not a view change")
+	for j, oks := 0, 0; oks < r.f; j++ {
+		if j == r.index {
+			continue
+		}
+		out := uStep(t, r, &messages.ViewChangeProbeOK{ClusterId: uCluster, View: v + 1, Replica: uint32(j)})
+		all.Messages = append(all.Messages, out.Messages...)
+		oks++
+	}
+	require.Equal(t, v+1, r.View())
+	require.Equal(t, StatusViewChange, r.Status())
+	return all
 }

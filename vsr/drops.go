@@ -21,11 +21,14 @@ const (
 	DropMalformed
 	// DropUnknownMessage: the message is not a VSR protocol message.
 	DropUnknownMessage
+	// DropFarView: the message's view is further ahead of this replica's
+	// than any honest view could be (maxViewAhead); it is forged or corrupt.
+	DropFarView
 	numDropReasons
 )
 
 func (d DropReason) String() string {
-	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message"}[d]
+	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message", "far-view"}[d]
 }
 
 // Drops counts dropped messages by reason.
@@ -106,7 +109,21 @@ func (r *Replica) admit(m proto.Message) bool {
 		r.drop(DropBadReplica)
 		return false
 	}
+	if v, ok := m.(hasView); ok && r.tooFarAhead(v.GetView(), m) {
+		r.drop(DropFarView)
+		return false
+	}
 	return true
+}
+
+// tooFarAhead reports whether view is more than maxViewAhead past this
+// replica's view (liveness.go). A recovering replica knows no view to judge
+// by, and the answers to its recovery carry its nonce, so it takes any.
+func (r *Replica) tooFarAhead(view uint64, m proto.Message) bool {
+	if _, ok := m.(*messages.RecoveryResponse); ok || r.status == StatusRecovering || r.buggy(BugNoViewWindow) {
+		return false
+	}
+	return view > r.viewNumber+maxViewAhead
 }
 
 // consecutive reports whether entries hold consecutive op numbers starting at

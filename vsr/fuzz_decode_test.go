@@ -76,12 +76,13 @@ var fzFixtures = []fzFixture{
 	{"replica 2 changing to view 1 after a timeout, ops 1..3, commit 1", func(t *testing.T) *Replica {
 		r := fzReplica(t, 0, 3, 2, 4, false)
 		fzStep(t, "fixture", r, &messages.Prepare{View: 0, Replica: 0, CommitNumber: 1, Entries: fzLog(1, 3, 0)})
-		for k := 0; r.status == StatusNormal; k++ {
+		for k := 0; r.probe.view == 0; k++ {
 			if k > 10*DefaultInactivityTicks {
-				t.Fatal("fixture: a backup without a primary never started a view change")
+				t.Fatal("fixture: a backup without a primary never probed for a view change")
 			}
 			r.Tick()
 		}
+		fzStep(t, "fixture", r, &messages.ViewChangeProbeOK{View: 1, Replica: 1})
 		return r
 	}},
 	{"replica 1 syncing in view 2, ops 1..3, commit 1", func(t *testing.T) *Replica {
@@ -315,7 +316,7 @@ func TestFuzzFixtures(t *testing.T) {
 			t.Errorf("fixture %q: %s", fx.name, got)
 		}
 	}
-	if !built[0].primary.reads.inFlight {
+	if rs := built[0].primary.reads; rs.round <= rs.confirmed {
 		t.Errorf("fixture 0 has no read round in flight")
 	}
 	if len(built[6].viewChange.doViewChanges) != 1 {

@@ -145,6 +145,7 @@ func fzReplica(t testing.TB, cluster uint64, n, i int, seed uint64, recovering b
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.primaryHeardAt = -cfg.InactivityTicks // as if the primary had gone quiet (uForgetPrimary)
 	return r
 }
 

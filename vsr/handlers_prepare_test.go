@@ -52,9 +52,16 @@ func TestOnPrepare_GapRequestsStateAndNeitherAppendsNorAcknowledges(t *testing.T
 
 func TestOnPrepare_GapStillExecutesCommittedOpsItHolds(t *testing.T) {
 	r, sm := uBackup(t, 3, 1, 2, 0)
-	uStep(t, r, uPrepare(0, 0, 3, uEntry(4, 0)))
-	assert.Equal(t, uint64(2), r.CommitNumber(), "min(k, op number)")
+	uStep(t, r, uPrepare(0, 0, 2, uEntry(4, 0)))
+	assert.Equal(t, uint64(2), r.CommitNumber())
 	assert.Equal(t, "v2", uValue(sm, "k2"))
+}
+
+func TestOnPrepare_CommitNumberPastTheLogCommitsNothing(t *testing.T) {
+	r, sm := uBackup(t, 3, 1, 2, 0)
+	uStep(t, r, uPrepare(0, 0, 3, uEntry(4, 0)))
+	assert.Equal(t, uint64(0), r.CommitNumber(), "op 3 is not in the log: the number may be forged")
+	assert.Equal(t, 0, sm.applies)
 }
 
 func TestOnPrepare_DuplicateIsReacknowledgedWithoutDoubleAppend(t *testing.T) {
@@ -251,24 +258,28 @@ func TestCommitUpTo_RequestInLogTwiceExecutesOnce(t *testing.T) {
 // ---------------------------------------------------------------------------
 // onCommit
 
-func TestOnCommit_BackupExecutesUpToCommitNumber(t *testing.T) {
+func TestOnCommit_BackupExecutesUpToCommitNumberAndAnswers(t *testing.T) {
 	r, sm := uBackup(t, 3, 1, 3, 0)
 	out := uStep(t, r, uCommit(0, 2, 0))
 	assert.Equal(t, uint64(2), r.CommitNumber())
 	assert.Equal(t, "v2", uValue(sm, "k2"))
 	assert.Equal(t, "<absent>", uValue(sm, "k3"), "op 3 is not committed")
-	assert.Empty(t, out.Messages)
+	oks := uMsgs[*messages.PrepareOK](out)
+	require.Len(t, out.Messages, 1, "only the answer that tells the primary it is heard")
+	require.Len(t, oks, 1)
+	assert.Equal(t, 0, oks[0].To)
+	assert.Equal(t, uint64(3), oks[0].Msg.OpNumber, "what the backup holds")
 	assert.Equal(t, 2, sm.applies)
 
 	uStep(t, r, uCommit(0, 2, 0))
 	assert.Equal(t, 2, sm.applies, "a repeated Commit executes nothing again")
 }
 
-func TestOnCommit_BeyondOpNumberExecutesWhatItHoldsAndRequestsState(t *testing.T) {
+func TestOnCommit_BeyondOpNumberCommitsNothingAndRequestsState(t *testing.T) {
 	r, sm := uBackup(t, 3, 1, 2, 0)
 	out := uStep(t, r, uCommit(0, 5, 0))
-	assert.Equal(t, uint64(2), r.CommitNumber(), "min(k, op number)")
-	assert.Equal(t, 2, sm.applies)
+	assert.Equal(t, uint64(0), r.CommitNumber(), "a number past the log may be forged: the answer to GetState decides")
+	assert.Equal(t, 0, sm.applies)
 	gs := uMsgs[*messages.GetState](out)
 	require.Len(t, gs, 1)
 	assert.Equal(t, 0, gs[0].To)
@@ -289,23 +300,29 @@ func TestOnCommit_FromWrongReplicaIsDropped(t *testing.T) {
 func TestOnCommit_ResetsBackupInactivityTimer(t *testing.T) {
 	r, _ := uReplica(t, 3, 1)
 	for k := 0; k < 3; k++ {
-		uTicks(t, r, 9)
+		out := uTicks(t, r, 9)
+		assert.Empty(t, uMsgs[*messages.ViewChangeProbe](out))
 		uStep(t, r, uCommit(0, 0, 0))
 	}
 	assert.Equal(t, StatusNormal, r.Status(), "27 ticks but never 10 without hearing from the primary")
-	uTicks(t, r, 10)
-	assert.Equal(t, StatusViewChange, r.Status())
+	out := uTicks(t, r, 10)
+	assert.NotEmpty(t, uMsgs[*messages.ViewChangeProbe](out), "10 ticks of silence: the backup suspects its primary")
 }
 
 // ---------------------------------------------------------------------------
 // Heartbeats
 
-func TestPrimaryHeartbeat_ResendsUnackedEntriesInBatchesAndCommitsToOthers(t *testing.T) {
+func TestPrimaryHeartbeat_ResendsEntriesUnackedForAHeartbeatInBatchesAndCommitsToOthers(t *testing.T) {
 	r, _ := uPrimary(t, 5, 2, 3, func(c *Config) { c.MaxBatch = 2 })
 	// Backups 1 and 2 acked op 2 (committed); 3 acks op 5; 4 acked nothing.
 	uStep(t, r, uPrepareOK(0, 5, 3))
 	require.Equal(t, uint64(2), r.CommitNumber())
 	out := uTicks(t, r, 2)
+	for _, env := range out.Messages {
+		_, ok := env.Msg.(*messages.Commit)
+		assert.True(t, ok, "entries sent since the last heartbeat are not sent again: %T to %d", env.Msg, env.To)
+	}
+	out = uTicks(t, r, 2)
 
 	byTo := map[int]any{}
 	for _, env := range out.Messages {

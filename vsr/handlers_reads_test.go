@@ -142,23 +142,51 @@ func TestReads_ReadWaitsForItsReadIndexToCommit(t *testing.T) {
 	assert.Equal(t, "new", string(uResult(t, read.Result).Value), "the read sees the write before it")
 }
 
-func TestReads_ConfirmViewResentOnHeartbeatUntilAnswered(t *testing.T) {
+func TestReads_UnansweredRoundIsReplacedEveryHeartbeatUntilAnswered(t *testing.T) {
 	p, _ := uPrimary(t, 3, 0, 0)
 	round := uRound(t, uStep(t, p, uLinRead(5, 1, "a")), 3)
 	out := uTicks(t, p, 2)
 	cvs := uMsgs[*messages.ConfirmView](out)
 	require.Len(t, cvs, 2)
-	assert.Equal(t, round, cvs[0].Msg.Round, "the same round again")
-	uStep(t, p, uConfirmViewOK(0, round, 2))
-	assert.Empty(t, uMsgs[*messages.ConfirmView](uTicks(t, p, 2)))
+	next := cvs[0].Msg.Round
+	assert.Greater(t, next, round, "a new round, so that a lost answer does not hold the read")
+	out = uStep(t, p, uConfirmViewOK(0, next, 2))
+	require.Len(t, out.Replies, 1, "an answer to the newer round confirms the older one too")
+	assert.Empty(t, uMsgs[*messages.ConfirmView](uTicks(t, p, 2)), "nothing waits")
+}
+
+func TestReads_AnswerToAnOlderRoundConfirmsOnlyThatRound(t *testing.T) {
+	p, _ := uPrimary(t, 3, 0, 0)
+	first := uRound(t, uStep(t, p, uLinRead(5, 1, "a")), 3)
+	uTicks(t, p, 2)                  // the first round is replaced by a second
+	uStep(t, p, uLinRead(6, 1, "a")) // which this read waits for
+	cvs := uMsgs[*messages.ConfirmView](uTicks(t, p, 2))
+	require.NotEmpty(t, cvs)
+	out := uStep(t, p, uConfirmViewOK(0, first, 1))
+	require.Len(t, out.Replies, 1, "the read of round one is served")
+	assert.Equal(t, uint64(5), out.Replies[0].Reply.ClientId)
+	out = uStep(t, p, uConfirmViewOK(0, cvs[0].Msg.Round, 2))
+	require.Len(t, out.Replies, 1)
+	assert.Equal(t, uint64(6), out.Replies[0].Reply.ClientId)
+}
+
+func TestReads_PendingReadsAreBoundedAndTheRestIsBusy(t *testing.T) {
+	p, _ := uPrimary(t, 3, 0, 0, func(c *Config) { c.PipelineMax = 4 })
+	for c := uint64(1); c <= 4; c++ {
+		out := uStep(t, p, uLinRead(c, 1, "a"))
+		assert.Empty(t, out.Replies)
+	}
+	out := uStep(t, p, uLinRead(5, 1, "a"))
+	require.Len(t, out.Replies, 1)
+	assert.Equal(t, messages.ReplyError_REPLY_ERROR_BUSY, out.Replies[0].Reply.Error)
 }
 
 func TestReads_DeposedPrimaryNeverAnswers(t *testing.T) {
 	p, _ := uPrimary(t, 3, 1, 0)
 	b1, _ := uReplica(t, 3, 1)
 	b2, _ := uReplica(t, 3, 2)
-	uTicks(t, b1, 10) // both backups have left view 0 for view 1
-	uTicks(t, b2, 10)
+	uLeaveView(t, b1) // both backups have left view 0 for view 1
+	uLeaveView(t, b2)
 	require.Equal(t, uint64(1), b1.View())
 	require.Equal(t, uint64(1), b2.View())
 	backups := map[int]*Replica{1: b1, 2: b2}
@@ -175,8 +203,11 @@ func TestReads_DeposedPrimaryNeverAnswers(t *testing.T) {
 		}
 		out = uTicks(t, p, 2)
 		require.Empty(t, out.Replies)
-		require.NotEmpty(t, uMsgs[*messages.ConfirmView](out), "it keeps asking")
+		if p.Status() == StatusNormal {
+			require.NotEmpty(t, uMsgs[*messages.ConfirmView](out), "it keeps asking")
+		}
 	}
+	require.Equal(t, StatusViewChange, p.Status(), "no backup answered for a timeout: it abdicated")
 }
 
 func TestReads_SingleReplicaServesLinearizableReadAtOnce(t *testing.T) {

@@ -111,7 +111,7 @@ func TestOnRecovery_BackupAnswersWithoutLogPrimaryWithUncommittedSuffix(t *testi
 
 func TestOnRecovery_NonNormalReplicaDoesNotAnswer(t *testing.T) {
 	r, _ := uReplica(t, 3, 1)
-	uTicks(t, r, 10)
+	uLeaveView(t, r)
 	require.Equal(t, StatusViewChange, r.Status())
 	assert.Empty(t, uStep(t, r, uRecovery(2, 1)).Messages)
 }

@@ -138,7 +138,7 @@ func TestOnRequest_BackupForwardsLinearizableReadToPrimary(t *testing.T) {
 
 func TestOnRequest_NonNormalReplicaDropsRequest(t *testing.T) {
 	vc, _ := uReplica(t, 3, 1)
-	uTicks(t, vc, 10) // inactivity timeout: view change to view 1, whose primary it is
+	uLeaveView(t, vc) // inactivity timeout: view change to view 1, whose primary it is
 	require.Equal(t, StatusViewChange, vc.Status())
 	rec, _ := uReplica(t, 3, 1, uRecovering)
 	for _, r := range []*Replica{vc, rec} {

@@ -135,7 +135,7 @@ func TestOnGetState_BelowTheLogPointsToTheCheckpoint(t *testing.T) {
 // number only.
 func TestOnGetState_CommittedOnlyIsAnsweredInAnyStatusButRecoveringUpToTheCommitNumber(t *testing.T) {
 	r, _ := uBackup(t, 3, 1, 3, 2)
-	uTicks(t, r, 10)
+	uLeaveView(t, r)
 	require.Equal(t, StatusViewChange, r.Status())
 	gs := uGetState(7, 0, 2)
 	gs.CommittedOnly = true
@@ -159,7 +159,7 @@ func TestOnGetState_AnsweredOnlyWhenNormalInSameView(t *testing.T) {
 	assert.Empty(t, uStep(t, p, uGetState(0, 5, 1)).Messages, "past the op number")
 
 	r, _ := uBackup(t, 3, 1, 2, 0)
-	uTicks(t, r, 10)
+	uLeaveView(t, r)
 	require.Equal(t, StatusViewChange, r.Status())
 	require.Equal(t, uint64(1), r.View())
 	assert.Empty(t, uStep(t, r, uGetState(1, 0, 2)).Messages, "not normal in view 1")

@@ -13,13 +13,24 @@ import (
 // ---------------------------------------------------------------------------
 // Timeouts
 
-func TestElectionTimeout_BackupStartsViewChangeAfterInactivity(t *testing.T) {
+func TestElectionTimeout_BackupProbesThenStartsViewChangeOnceFAgree(t *testing.T) {
 	r, _ := uReplica(t, 3, 2)
 	uTicks(t, r, 9)
 	require.Equal(t, StatusNormal, r.Status(), "not before the inactivity timeout")
 	out := r.Tick()
 
-	assert.Equal(t, StatusViewChange, r.Status())
+	assert.Equal(t, StatusNormal, r.Status(), "a timeout alone moves no view")
+	assert.Equal(t, uint64(0), r.View())
+	assert.Nil(t, out.HardState)
+	assert.Empty(t, uMsgs[*messages.StartViewChange](out))
+	probes := uMsgs[*messages.ViewChangeProbe](out)
+	assert.ElementsMatch(t, []int{0, 1}, uTargets(probes))
+	for _, p := range probes {
+		assert.Equal(t, uint64(1), p.Msg.View, "for the next view")
+	}
+
+	out = uStep(t, r, &messages.ViewChangeProbeOK{ClusterId: uCluster, View: 1, Replica: 1})
+	assert.Equal(t, StatusViewChange, r.Status(), "f = 1 other has lost the primary too")
 	assert.Equal(t, uint64(1), r.View())
 	assert.Equal(t, uint64(0), r.LastNormalView())
 	svcs := uMsgs[*messages.StartViewChange](out)
@@ -32,9 +43,13 @@ func TestElectionTimeout_BackupStartsViewChangeAfterInactivity(t *testing.T) {
 	assert.Equal(t, HardState{View: 1}, *out.HardState)
 }
 
-func TestElectionTimeout_PrimaryNeverTimesOut(t *testing.T) {
+func TestElectionTimeout_PrimaryThatBackupsAnswerNeverTimesOut(t *testing.T) {
 	r, _ := uReplica(t, 3, 0)
-	out := uTicks(t, r, 50)
+	var out Output
+	for k := 0; k < 25; k++ {
+		out = uTicks(t, r, 2)
+		uStep(t, r, uPrepareOK(0, 0, 1)) // a backup's answer to the Commit heartbeat
+	}
 	assert.Equal(t, StatusNormal, r.Status())
 	assert.Equal(t, uint64(0), r.View())
 	assert.Empty(t, uMsgs[*messages.StartViewChange](out))
@@ -42,9 +57,9 @@ func TestElectionTimeout_PrimaryNeverTimesOut(t *testing.T) {
 
 func TestElectionTimeout_StalledViewChangeMovesToNextView(t *testing.T) {
 	r, _ := uReplica(t, 3, 2)
-	uTicks(t, r, 10)
+	uLeaveView(t, r)
 	require.Equal(t, uint64(1), r.View())
-	out := uTicks(t, r, 10)
+	out := uLeaveView(t, r)
 	assert.Equal(t, uint64(2), r.View())
 	assert.Equal(t, StatusViewChange, r.Status())
 	assert.NotEmpty(t, uMsgs[*messages.StartViewChange](out))
@@ -52,7 +67,7 @@ func TestElectionTimeout_StalledViewChangeMovesToNextView(t *testing.T) {
 
 func TestViewChangeHeartbeat_ResendsStartViewChange(t *testing.T) {
 	r, _ := uReplica(t, 3, 2)
-	uTicks(t, r, 10)
+	uLeaveView(t, r)
 	out := uTicks(t, r, 2)
 	svcs := uMsgs[*messages.StartViewChange](out)
 	assert.ElementsMatch(t, []int{0, 1}, uTargets(svcs), "a lost vote does not cost a whole timeout")
@@ -92,7 +107,7 @@ func TestOnStartViewChange_FOthersTriggerDoViewChangeToNewPrimary(t *testing.T) 
 
 func TestOnStartViewChange_HigherViewIsJoined(t *testing.T) {
 	r, _ := uReplica(t, 3, 2)
-	uTicks(t, r, 10) // view change to view 1
+	uLeaveView(t, r) // view change to view 1
 	out := uStep(t, r, uSVC(3, 1))
 	assert.Equal(t, uint64(3), r.View())
 	assert.Equal(t, StatusViewChange, r.Status())

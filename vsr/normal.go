@@ -94,13 +94,18 @@ func (r *Replica) appendRequest(m *messages.Request) {
 }
 
 // broadcastNewEntries sends the entries appended since the last Prepare to
-// every backup, in batches of at most MaxBatch entries and one message.
+// every backup, in batches of at most MaxBatch entries and one message. A
+// Prepare does not put off the next heartbeat: the heartbeat is also when
+// lost Prepares and read confirmations are sent again, and under a steady
+// stream of writes it would never come.
 func (r *Replica) broadcastNewEntries() {
 	for r.primary.prepared < r.opNumber() {
 		m := r.prepareMessage(r.primary.prepared + 1)
 		r.broadcast(m)
 		r.primary.prepared = m.Entries[len(m.Entries)-1].OpNumber
-		r.heartbeat.start(r.cfg.HeartbeatTicks)
+		if r.buggy(BugReadStarvation) {
+			r.heartbeat.start(r.cfg.HeartbeatTicks)
+		}
 	}
 }
 
@@ -117,17 +122,20 @@ func (r *Replica) prepareMessage(first uint64) *messages.Prepare {
 	}
 }
 
-// sendHeartbeats runs on the primary every heartbeat. A backup that has
-// acknowledged everything gets a Commit; one that has not gets the
-// uncommitted entries it lacks again, so a lost Prepare or PrepareOK costs one
-// heartbeat, not a view change.
+// sendHeartbeats runs on the primary every heartbeat. A backup that has not
+// acknowledged entries sent a heartbeat ago or more gets them again, so a lost
+// Prepare or PrepareOK costs one heartbeat, not a view change; any other gets
+// a Commit. Entries sent since the last heartbeat are not sent again: under
+// load the answer to them is usually on its way.
 func (r *Replica) sendHeartbeats() {
+	resendFrom := r.primary.resendFrom
+	r.primary.resendFrom = r.primary.prepared
 	for j := 0; j < r.n; j++ {
 		if j == r.index {
 			continue
 		}
 		first := max(r.primary.acked[j], r.commitNumber) + 1
-		if first <= r.opNumber() {
+		if first <= resendFrom || (r.buggy(BugReadStarvation) && first <= r.opNumber()) {
 			r.send(j, r.prepareMessage(first))
 			continue
 		}
@@ -162,7 +170,7 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 				View: r.viewNumber, OpNumber: m.Entries[len(m.Entries)-1].OpNumber, Replica: uint32(r.index)})
 		}
 		r.requestState()
-		r.commitUpTo(min(m.CommitNumber, r.opNumber()))
+		r.commitKnown(m.CommitNumber)
 		return
 	}
 	for _, e := range m.Entries {
@@ -171,7 +179,15 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 		}
 	}
 	r.sendPrepareOK()
-	r.commitUpTo(min(m.CommitNumber, r.opNumber()))
+	r.commitKnown(m.CommitNumber)
+}
+
+// commitKnown commits up to a commit number from this view's primary, if the
+// log reaches it. A number past the log commits nothing (see onCommit).
+func (r *Replica) commitKnown(k uint64) {
+	if k <= r.opNumber() {
+		r.commitUpTo(k)
+	}
 }
 
 // sendPrepareOK tells the primary how much of this view's log this backup
@@ -191,6 +207,7 @@ func (r *Replica) onPrepareOK(m *messages.PrepareOK) {
 		r.drop(DropMalformed) // No backup can hold more of this view's log than its primary.
 		return
 	}
+	r.heardFromBackup(m.Replica)
 	r.primary.acked[m.Replica] = max(r.primary.acked[m.Replica], m.OpNumber)
 	r.maybeCommit()
 }
@@ -222,18 +239,28 @@ func (r *Replica) fromPrimary(view uint64, sender uint32) bool {
 		return false
 	}
 	r.resetInactivity()
+	r.heardFromPrimary()
 	return true
 }
 
-// onCommit handles the primary's heartbeat at a backup.
+// onCommit handles the primary's heartbeat at a backup. The backup answers
+// with a PrepareOK for what it holds, which tells the primary that it is heard
+// (checkQuorum) and repeats an acknowledgement that may have been lost.
+//
+// A commit number past the end of the log commits nothing: the backup cannot
+// tell a primary far ahead from a forged or corrupt number, and committing its
+// whole log on such a word could execute ops that a view change later
+// replaces. It fetches the missing ops instead, and commits what the answer
+// says is committed.
 func (r *Replica) onCommit(m *messages.Commit) {
 	if !r.fromPrimary(m.View, m.Replica) {
 		return
 	}
+	r.sendPrepareOK()
 	if m.CommitNumber > r.opNumber() {
 		r.requestState() // The Prepares for those ops were lost.
 	}
-	r.commitUpTo(min(m.CommitNumber, r.opNumber()))
+	r.commitKnown(m.CommitNumber)
 }
 
 // commitUpTo commits and executes every op up to k, in order. On the primary

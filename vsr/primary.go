@@ -12,11 +12,21 @@ type primaryState struct {
 	acked []uint64
 	// prepared is the highest op number sent to backups in a Prepare.
 	prepared uint64
-	reads    readState
+	// resendFrom is prepared as of the last heartbeat: entries up to it
+	// that a backup has not acknowledged have waited a whole heartbeat, and
+	// the next heartbeat sends them again.
+	resendFrom uint64
+	// heardAt[j] is the tick at which backup j last answered in this view
+	// (checkQuorum).
+	heardAt []int
+	reads   readState
 }
 
-func (p *primaryState) reset(n int, opNumber uint64) {
-	*p = primaryState{acked: make([]uint64, n), prepared: opNumber}
+func (p *primaryState) reset(n int, opNumber uint64, now int) {
+	*p = primaryState{acked: make([]uint64, n), prepared: opNumber, resendFrom: opNumber, heardAt: make([]int, n)}
+	for j := range p.heardAt {
+		p.heardAt[j] = now
+	}
 }
 
 // quorumAcked is the highest op number that f backups have acknowledged:

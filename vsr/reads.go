@@ -1,6 +1,10 @@
 package vsr
 
 import (
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vsrgo/vsr/messages"
 )
 
@@ -20,13 +24,23 @@ import (
 // A stale read is served by any normal replica from the state it has
 // executed, with no such check; the reply says Stale.
 
+// Under a steady stream of writes the primary still confirms on every
+// heartbeat: an unconfirmed round is replaced there by a new one, and an
+// answer to a round confirms every round before it (the backup was still in
+// the view after they all started), so one lost ConfirmView, or a backup
+// busy catching up, costs one heartbeat, never a wait as long as the writes.
+// At most PipelineMax reads, and half a message of them, wait at once; past
+// that a read is refused as busy and the client retries it.
+
 // readState is the primary's per-view read bookkeeping.
 type readState struct {
-	pending  []pendingRead
-	round    uint64 // the latest round started
-	inFlight bool   // round has been sent and not yet confirmed
-	acks     []bool // acks[j]: backup j confirmed round
-	// confirmed is the latest confirmed round.
+	pending      []pendingRead
+	pendingBytes int
+	round        uint64 // the latest round started
+	// acked[j] is the latest round backup j confirmed.
+	acked []uint64
+	// confirmed is the latest confirmed round: f backups confirmed it or a
+	// later one.
 	confirmed uint64
 }
 
@@ -36,6 +50,7 @@ type pendingRead struct {
 	readIndex uint64
 	// round is the confirmation round the read waits for; 0 until assigned.
 	round uint64
+	size  int // the request's encoded size
 }
 
 // serveStaleRead answers a READ_MODE_STALE request from this replica's
@@ -57,26 +72,42 @@ func (r *Replica) queueLinearizableRead(m *messages.Request) {
 			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_NOT_READ_ONLY})
 		return
 	}
-	r.primary.reads.pending = append(r.primary.reads.pending, pendingRead{req: m, readIndex: r.opNumber()})
+	rs := &r.primary.reads
+	size := proto.Size(m)
+	if len(rs.pending) >= r.cfg.PipelineMax || rs.pendingBytes+size > r.cfg.pipelineBytes() {
+		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_BUSY})
+		return
+	}
+	rs.pending = append(rs.pending, pendingRead{req: m, readIndex: r.opNumber(), size: size})
+	rs.pendingBytes += size
 }
 
 // maybeStartConfirmRound starts a round for the reads that have none, unless
-// one is already in flight.
+// one is already in flight: reads that arrive meanwhile wait for the next
+// round, which batches them under load.
 func (r *Replica) maybeStartConfirmRound() {
 	rs := &r.primary.reads
-	if rs.inFlight || !hasUnassigned(rs.pending) {
+	if rs.round > rs.confirmed || !hasUnassigned(rs.pending) {
 		return
 	}
+	r.startConfirmRound()
+}
+
+// startConfirmRound starts a new round, for every read without one.
+func (r *Replica) startConfirmRound() {
+	rs := &r.primary.reads
 	rs.round++
 	for k := range rs.pending {
 		if rs.pending[k].round == 0 {
 			rs.pending[k].round = rs.round
 		}
 	}
-	rs.acks = make([]bool, r.n)
-	rs.inFlight = true
+	if rs.acked == nil {
+		rs.acked = make([]uint64, r.n)
+	}
 	if r.f == 0 {
-		r.confirmRound()
+		r.confirmRound(rs.round)
 		return
 	}
 	r.broadcast(r.confirmViewMessage())
@@ -96,11 +127,18 @@ func (r *Replica) confirmViewMessage() *messages.ConfirmView {
 		Round: r.primary.reads.round, Replica: uint32(r.index)}
 }
 
-// resendConfirmView repeats an unanswered round every heartbeat.
+// resendConfirmView runs every heartbeat: a round still unanswered is
+// replaced by a new one, which also takes the reads that came since.
 func (r *Replica) resendConfirmView() {
-	if r.primary.reads.inFlight {
-		r.broadcast(r.confirmViewMessage())
+	rs := &r.primary.reads
+	if rs.round <= rs.confirmed {
+		return
 	}
+	if r.buggy(BugReadStarvation) {
+		r.broadcast(r.confirmViewMessage())
+		return
+	}
+	r.startConfirmRound()
 }
 
 // onConfirmView answers the primary of this replica's view, if this replica
@@ -113,28 +151,40 @@ func (r *Replica) onConfirmView(m *messages.ConfirmView) {
 		Round: m.Round, Replica: uint32(r.index)})
 }
 
-// onConfirmViewOK counts a confirmation of the current round.
+// onConfirmViewOK counts a confirmation. An answer to round k shows that the
+// backup was normal in the view after every round up to k had started.
 func (r *Replica) onConfirmViewOK(m *messages.ConfirmViewOK) {
 	rs := &r.primary.reads
-	if r.status != StatusNormal || !r.isPrimary() || m.View != r.viewNumber || !rs.inFlight || m.Round != rs.round {
+	if r.status != StatusNormal || !r.isPrimary() || m.View != r.viewNumber {
 		return
 	}
-	rs.acks[m.Replica] = true
-	count := 0
-	for _, ok := range rs.acks {
-		if ok {
-			count++
-		}
+	r.heardFromBackup(m.Replica)
+	if m.Round > rs.round || m.Round <= rs.confirmed || m.Round <= rs.acked[m.Replica] {
+		return // A forged round, or one confirmed already.
 	}
-	if count >= r.f {
-		r.confirmRound()
+	if r.buggy(BugReadStarvation) && m.Round != rs.round {
+		return
+	}
+	rs.acked[m.Replica] = m.Round
+	if k := r.quorumRound(); k > rs.confirmed {
+		r.confirmRound(k)
 	}
 }
 
-func (r *Replica) confirmRound() {
-	rs := &r.primary.reads
-	rs.inFlight = false
-	rs.confirmed = rs.round
+// quorumRound is the latest round that f backups have confirmed.
+func (r *Replica) quorumRound() uint64 {
+	rounds := make([]uint64, 0, r.n-1)
+	for j, k := range r.primary.reads.acked {
+		if j != r.index {
+			rounds = append(rounds, k)
+		}
+	}
+	slices.Sort(rounds)
+	return rounds[len(rounds)-r.f]
+}
+
+func (r *Replica) confirmRound(k uint64) {
+	r.primary.reads.confirmed = k
 	r.serveReads()
 }
 
@@ -148,8 +198,10 @@ func (r *Replica) serveReads() {
 			kept = append(kept, pr)
 			continue
 		}
+		rs.pendingBytes -= pr.size
 		r.reply(pr.req.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: pr.req.ClientId,
 			RequestNumber: pr.req.RequestNumber, Result: r.sm.Apply(pr.req.Operation)})
 	}
+	clear(rs.pending[len(kept):])
 	rs.pending = kept
 }

@@ -86,6 +86,7 @@ func TestRegression_SyncingReplicaNeverBecomesNormalWithAPartialLog(t *testing.T
 		uStep(t, r, ns[0].Msg)
 		require.Equal(t, StatusNormal, r.Status())
 		require.Equal(t, uint64(2), r.LastNormalView())
+		uForgetPrimary(r) // p2 goes quiet
 		var out Output
 		for _, k := range []int{1, 4, 5, 6} { // the live replicas other than 3
 			if k != j {
@@ -101,6 +102,7 @@ func TestRegression_SyncingReplicaNeverBecomesNormalWithAPartialLog(t *testing.T
 	// primary of view 3 on DoViewChanges from 4, 5, 6 and 1.
 	p3, _ := uReplica(t, n, 3, batch2)
 	uStep(t, p3, uPrepare(0, 0, 0, log...))
+	uForgetPrimary(p3)
 	assert.NotPanics(t, func() {
 		for _, d := range dvcs {
 			p3.Step(d)

@@ -56,6 +56,12 @@ type Replica struct {
 	primary    primaryState    // valid while normal and primary
 	viewChange viewChangeState // valid while in view-change status
 	recovery   recoveryState   // valid while recovering
+	probe      probeState      // a probe for a view change (liveness.go)
+	// primaryHeardAt is the tick at which this replica last heard from the
+	// primary of its view; abdications counts the views this replica left
+	// as a primary that no quorum answered.
+	primaryHeardAt int
+	abdications    uint64
 
 	heartbeat timer // resends and primary heartbeats
 	election  timer // backup inactivity, view-change progress
@@ -152,6 +158,10 @@ func (r *Replica) dispatch(m proto.Message) {
 		r.onGetCheckpoint(m)
 	case *messages.CheckpointChunk:
 		r.onCheckpointChunk(m)
+	case *messages.ViewChangeProbe:
+		r.onViewChangeProbe(m)
+	case *messages.ViewChangeProbeOK:
+		r.onViewChangeProbeOK(m)
 	default:
 		r.drop(DropUnknownMessage)
 	}
@@ -164,6 +174,9 @@ func (r *Replica) onHeartbeat() {
 	switch r.status {
 	case StatusNormal:
 		if r.isPrimary() {
+			r.checkQuorum()
+		}
+		if r.status == StatusNormal && r.isPrimary() {
 			r.sendHeartbeats()
 			r.resendConfirmView()
 		}
@@ -174,20 +187,26 @@ func (r *Replica) onHeartbeat() {
 			r.broadcastRecovery()
 		}
 	}
+	if r.probe.view > r.viewNumber {
+		r.broadcastProbe()
+	}
 	r.resendTransfer()
 }
 
 // onElectionTimeout fires when a backup has not heard from its primary, or a
 // view change has not finished, within its timeout: either way the replica
-// moves to the next view.
+// probes for the next view (liveness.go), and moves to it once f others
+// agree. The timer starts over, so a probe no one answers is made anew.
 func (r *Replica) onElectionTimeout() {
 	switch r.status {
 	case StatusNormal:
 		if !r.isPrimary() {
-			r.startViewChange(r.viewNumber + 1)
+			r.resetInactivity()
+			r.suspectPrimary()
 		}
 	case StatusViewChange:
-		r.startViewChange(r.viewNumber + 1)
+		r.election.start(r.cfg.ViewChangeTicks + r.jitter())
+		r.suspectPrimary()
 	case StatusRecovering:
 		r.restartRecovery() // The state transfer stalled.
 	}
@@ -222,14 +241,16 @@ func (r *Replica) becomeNormal() {
 	r.syncing = false
 	r.viewChange.reset()
 	r.recovery = recoveryState{}
+	r.probe = probeState{}
 	if r.isPrimary() {
-		r.primary.reset(r.n, r.opNumber())
+		r.primary.reset(r.n, r.opNumber(), r.ticks)
 		r.clientTable.markInProgress(r.uncommittedSuffix())
 		r.election.stop()
 	} else {
 		r.primary = primaryState{}
 		r.clientTable.clearInProgress()
 		r.resetInactivity()
+		r.primaryHeardAt = r.ticks // a new group, or a StartView from the primary
 	}
 }
 

@@ -83,7 +83,7 @@ func TestLinearizableReadWaitsForReadIndexToCommit(t *testing.T) {
 	nw.step(0, readRequest(2, 1, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
 	nw.deliver() // the view is confirmed, but op 2 is still not committed
 	require.Nil(t, nw.replyFor(2, 1))
-	nw.run(DefaultHeartbeatTicks) // the heartbeat resends the Prepares
+	nw.run(2 * DefaultHeartbeatTicks) // the heartbeat after next resends the Prepares
 	require.Equal(t, "1", readValue(t, nw.replyFor(2, 1)))
 }
 

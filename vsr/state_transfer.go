@@ -86,6 +86,7 @@ func (r *Replica) joinStartedView(v uint64) {
 		r.status = StatusViewChange
 		r.election.start(r.cfg.ViewChangeTicks + r.jitter())
 	}
+	r.primaryHeardAt = r.ticks // Only v's primary says that v has started.
 	r.syncing = true
 	r.requestState()
 }

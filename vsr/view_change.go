@@ -53,6 +53,7 @@ func (r *Replica) enterView(v uint64) {
 	r.viewChange.startViewChanges = make([]bool, r.n)
 	r.viewChange.doViewChanges = map[int]*messages.DoViewChange{}
 	r.primary = primaryState{}
+	r.probe = probeState{}
 	r.clientTable.clearInProgress()
 	if r.status != StatusRecovering {
 		r.catchUp = catchUpState{} // a new primary's catch-up belongs to its view
@@ -73,6 +74,9 @@ func (r *Replica) onStartViewChange(m *messages.StartViewChange) {
 		return // That view has started already.
 	}
 	if m.View > r.viewNumber {
+		if !r.joins(m.Replica) {
+			return // This replica still hears its primary (liveness.go).
+		}
 		r.startViewChange(m.View)
 	}
 	r.viewChange.startViewChanges[m.Replica] = true
@@ -144,6 +148,9 @@ func (r *Replica) onDoViewChange(m *messages.DoViewChange) {
 		return
 	}
 	if m.View > r.viewNumber || r.syncing {
+		if !r.joins(m.Replica) {
+			return // This replica still hears its primary (liveness.go).
+		}
 		r.startViewChange(m.View)
 	}
 	r.recordDoViewChange(m)

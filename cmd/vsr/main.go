@@ -28,6 +28,7 @@ commands:
           linearizability checks (vsr sim -h for flags)
   history write millions of ops and print heap, largest message and failover
           time as the history grows, in one process and over loopback
+  failover measure ticks to a new primary and to the first write after the primary crashes (vsr failover -h)
 `
 
 func main() {
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return clientCommand(args[1:], stdout, stderr)
 	case "history":
 		return historyCommand(args[1:], stdout, stderr)
+	case "failover":
+		return failoverCommand(args[1:], stdout, stderr)
 	case "certs":
 		return certsCommand(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
