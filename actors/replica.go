@@ -44,6 +44,18 @@ type ReplicaConfig struct {
 	// OnEvent, if set, is called from the actor's goroutine on every change
 	// of status or view. It must not block.
 	OnEvent func(Event)
+	// DropInbound is a test and fault-injection hook; leave it nil in
+	// production. If set, it is called from the actor's goroutine on every
+	// replica-to-replica message this replica receives, before the message
+	// reaches the core or the sender check, and a message for which it
+	// returns true is dropped unseen, as if the network had lost it. It sees
+	// peer messages only: client requests, status queries, timer ticks and
+	// PeerDown hints are never offered to it, so a replica whose hook drops
+	// everything is a replica that can send to its peers and serve its
+	// clients but hears none of its peers (a "deaf" replica, as with an
+	// inbound queue full for peers only). It must be cheap and must not
+	// block; nil costs one comparison per message.
+	DropInbound func(m proto.Message) bool
 }
 
 // Event is a change in a replica's status or view.
@@ -191,8 +203,12 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
 		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
 		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK:
+		pm := m.(proto.Message)
+		if a.cfg.DropInbound != nil && a.cfg.DropInbound(pm) {
+			return // fault injection: lost before it reached this replica
+		}
 		if a.core != nil && a.fromPeer(ctx, m.(replicaMessage)) {
-			a.carryOut(ctx, a.core.Step(m.(proto.Message)))
+			a.carryOut(ctx, a.core.Step(pm))
 		}
 	}
 }

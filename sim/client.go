@@ -25,6 +25,13 @@ type client struct {
 	output *Output           // the outcome of the last operation, once known
 	seen   map[string]string // the last value this client saw per key
 	budget bool              // whether to start new operations
+	// writer marks an open-loop writer: it starts puts when the cluster's
+	// write clock says so (Cluster.startOpenLoopWrite), never on its own.
+	writer bool
+	// busy is set when the operation in flight was refused as busy: the
+	// group is up but over its pipeline, which is overload, not a loss of
+	// liveness (liveness.go).
+	busy bool
 }
 
 // Workload shape, per tick and per operation.
@@ -63,9 +70,19 @@ func (cl *client) tick() {
 		}
 		return
 	}
-	if cl.budget && cl.c.rng.Float64() < startChance {
+	if cl.budget && !cl.writer && cl.c.rng.Float64() < startChance {
 		cl.start()
 	}
+}
+
+// startWrite puts a fresh value under the writer's own key. The stream of
+// writes is there to keep the primary busy while reads wait, not to race
+// with the other clients: a key per writer keeps the linearizability check,
+// which is partitioned by key, cheap.
+func (cl *client) startWrite() {
+	key := "w" + strconv.Itoa(cl.k)
+	cl.invoke(Input{Kind: OpPut, Key: key, Value: fmt.Sprintf("c%d.%d", cl.k, cl.core.RequestNumber()+1)},
+		messages.ReadMode_READ_MODE_LOG)
 }
 
 // start invokes a random operation: 40% puts, 40% gets (three in four of
@@ -109,9 +126,10 @@ func (cl *client) invoke(in Input, mode messages.ReadMode) {
 		cl.c.fail("client %d: %v", cl.k, err)
 		return
 	}
-	cl.input, cl.since, cl.output = in, cl.c.now, nil
+	cl.input, cl.since, cl.output, cl.busy = in, cl.c.now, nil, false
 	cl.op = cl.c.history.Invoke(cl.k, in, int64(cl.c.now))
 	cl.c.stats.OpsInvoked++
+	cl.c.liveness.onInvoke(cl.k, cl.op)
 	cl.send(out)
 }
 
@@ -129,6 +147,11 @@ func (cl *client) giveUp() {
 }
 
 func (cl *client) onReply(m *messages.Reply) {
+	// Any busy reply counts, the registration's too (its request number is
+	// below the operation's).
+	if m.Error == messages.ReplyError_REPLY_ERROR_BUSY && cl.op >= 0 {
+		cl.busy = true
+	}
 	out := cl.core.Step(m)
 	if out.Done == nil || cl.op < 0 {
 		return

@@ -29,13 +29,18 @@ type Cluster struct {
 	stores   []*recordingSM
 	net      *network
 	clients  []*client
-	history  *History
-	trace    *trace
-	now      int
+	// writePeriod, when not zero, is how often the open-loop writers (the
+	// clients marked writer) start a write, whatever happened to the last
+	// ones: reads and view changes do not slow the stream of writes.
+	writePeriod int
+	history     *History
+	trace       *trace
+	now         int
 	// faulty is false once faults have healed: the network is then reliable.
 	faulty bool
 
 	committed map[uint64]*messages.Entry // every op anyone committed, by op number
+	liveness  *livenessMonitor
 	stats     Stats
 	violation error
 }
@@ -55,6 +60,11 @@ type Stats struct {
 	Checkpoints int
 	Installed   int
 	MaxMessage  int
+	// Watched counts the operations started while a quorum was stable, which
+	// the liveness-under-faults check judged; LongestWatched is the longest
+	// one took, in ticks.
+	Watched        int
+	LongestWatched int
 }
 
 const clusterID = 0x5eed
@@ -79,18 +89,24 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 	}
 	c.faults = faults.draw(c.rng.Float64)
 	c.maxBatch = []int{1, 2, 4, vsr.DefaultMaxBatch}[c.rng.IntN(4)]
-	c.bounds = drawHistoryBounds(c.rng, clients)
+	writers := 0
+	if clients > 1 && c.rng.IntN(3) > 0 {
+		writers, c.writePeriod = 8+c.rng.IntN(9), 1+c.rng.IntN(2)
+	}
+	c.bounds = drawHistoryBounds(c.rng, clients+writers)
 	c.net = newNetwork(c.rng, n, &c.faults, &c.stats)
+	c.liveness = newLivenessMonitor(c)
 	for i := 0; i < n; i++ {
 		if err := c.start(i, false); err != nil {
 			return nil, err
 		}
 	}
-	for k := 0; k < clients; k++ {
+	for k := 0; k < clients+writers; k++ {
 		cl, err := newClient(c, k, keys)
 		if err != nil {
 			return nil, err
 		}
+		cl.writer = k >= clients
 		c.clients = append(c.clients, cl)
 	}
 	return c, nil
@@ -141,6 +157,23 @@ func (c *Cluster) tick() {
 	for _, cl := range c.clients {
 		cl.tick()
 	}
+	if c.writePeriod > 0 && c.faulty && c.now%c.writePeriod == 0 {
+		c.startOpenLoopWrite()
+	}
+}
+
+// startOpenLoopWrite starts a put on an idle writer; when every writer is
+// busy the write is skipped, as a client with a full queue would shed it.
+func (c *Cluster) startOpenLoopWrite() {
+	start := c.rng.IntN(len(c.clients))
+	for k := range c.clients {
+		cl := c.clients[(start+k)%len(c.clients)]
+		if cl.writer && cl.op < 0 {
+			cl.startWrite()
+			return
+		}
+	}
+	c.stats.Faults["open-loop-skipped"]++
 }
 
 // deliver hands a packet to its replica or client.

@@ -28,6 +28,24 @@ type Faults struct {
 	// ClockSkew is the chance that a replica misses a tick, so that replicas'
 	// clocks drift apart.
 	ClockSkew float64
+
+	// Gray is the chance per tick that a long gray failure starts when none
+	// is under way: the primary's inbound links cut (it sends but hears no
+	// peer), a backup's outbound links cut (it hears but is not heard), or
+	// a replica flapping, cut off and connected in turn. GrayTicks is the
+	// longest one lasts.
+	Gray      float64
+	GrayTicks int
+	// Forge is the chance per tick that a Byzantine-ish peer sends a
+	// replica a well-formed message with extreme fields: views and op
+	// numbers near the top of the range, commit numbers far past any log,
+	// sender indexes that are not the sender's.
+	Forge float64
+	// Hold is the chance that a message is held back for up to HoldTicks
+	// and delivered long after its sender moved on: across view changes,
+	// and after its sender crashed and restarted.
+	Hold      float64
+	HoldTicks int
 }
 
 // DefaultFaults is a stormy mix that still lets a group make progress.
@@ -36,6 +54,9 @@ var DefaultFaults = Faults{
 	Partition: 0.01, PartitionTicks: 300,
 	Crash: 0.004, RestartTicks: 200,
 	ClockSkew: 0.2,
+	Gray:      0.005, GrayTicks: 1500,
+	Forge: 0.05,
+	Hold:  0.01, HoldTicks: 400,
 }
 
 // ErrFaults reports a fault mix out of range.
@@ -55,6 +76,11 @@ func (f Faults) Validate() error {
 			ErrFaults, f.Partition, f.Crash, f.ClockSkew)
 	case f.PartitionTicks < 1 || f.RestartTicks < 1:
 		return fmt.Errorf("%w: partition and restart durations must be at least 1 tick", ErrFaults)
+	case f.Gray < 0 || f.Gray > 1 || f.Forge < 0 || f.Forge > 1 || f.Hold < 0 || f.Hold > 0.1:
+		return fmt.Errorf("%w: gray %.3f, forge %.3f (both in [0, 1]), hold %.3f (in [0, 0.1])",
+			ErrFaults, f.Gray, f.Forge, f.Hold)
+	case (f.Gray > 0 && f.GrayTicks < 1) || (f.Hold > 0 && f.HoldTicks < 1) || f.HoldTicks > 100000:
+		return fmt.Errorf("%w: gray and hold durations must be at least 1 tick (hold at most 100000)", ErrFaults)
 	}
 	return nil
 }
@@ -68,5 +94,19 @@ func (f Faults) draw(u func() float64) Faults {
 	d.Crash *= u()
 	d.ClockSkew *= u()
 	d.MaxDelay = 1 + int(float64(f.MaxDelay-1)*u())
+	// Each of the newer faults is on in about half the seeds, so that the
+	// others are also seen alone.
+	d.Gray *= onHalf(u())
+	d.Forge *= onHalf(u())
+	d.Hold *= onHalf(u())
 	return d
+}
+
+// onHalf maps a uniform draw to 0 half of the time and to a uniform rate in
+// (0, 1] otherwise.
+func onHalf(x float64) float64 {
+	if x < 0.5 {
+		return 0
+	}
+	return 2*x - 1
 }

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+
+	"github.com/vsrgo/vsr/vsr"
 )
 
 // injector decides, tick by tick, which partitions, crashes and restarts
@@ -14,10 +16,12 @@ type injector struct {
 	healAt     int         // when the current partition ends; 0: none
 	restartAt  map[int]int // crashed replica -> tick it restarts
 	partitions []func()
+	gray       gray // a long gray failure under way, if any
+	forger     *forger
 }
 
 func newInjector(c *Cluster) *injector {
-	inj := &injector{c: c, mix: c.faults, restartAt: map[int]int{}}
+	inj := &injector{c: c, mix: c.faults, restartAt: map[int]int{}, forger: newForger(c)}
 	inj.partitions = []func(){inj.symmetric, inj.asymmetric, inj.isolatePrimary, inj.minorityMajority}
 	return inj
 }
@@ -36,13 +40,23 @@ func (inj *injector) step() {
 			}
 		}
 	}
-	if c.n > 1 && inj.healAt == 0 && c.rng.Float64() < inj.mix.Partition {
+	inj.stepGray()
+	if c.n > 1 && inj.healAt == 0 && !inj.gray.active() && c.rng.Float64() < inj.mix.Partition {
 		kind := c.rng.IntN(len(inj.partitions))
 		inj.partitions[kind]()
 		inj.healAt = c.now + 1 + c.rng.IntN(inj.mix.PartitionTicks)
 	}
-	if c.f > 0 && c.rng.Float64() < inj.mix.Crash && c.down() < c.f {
+	// Crashes come ten times as often while a view change or a recovery is
+	// under way: that is where a crash finds the protocol half-way.
+	crash := inj.mix.Crash
+	if c.changingViews() {
+		crash *= 10
+	}
+	if c.f > 0 && c.rng.Float64() < crash && c.down() < c.f {
 		inj.crash()
+	}
+	if inj.mix.Forge > 0 && c.rng.Float64() < inj.mix.Forge {
+		inj.forger.forge()
 	}
 	if c.n > 1 && c.rng.Float64() < inj.mix.Partition {
 		inj.hint()
@@ -135,4 +149,15 @@ func (inj *injector) minorityMajority() {
 	order := c.rng.Perm(c.n)
 	c.stats.Faults["partition-minority"]++
 	c.Partition(order[:c.f], order[c.f:])
+}
+
+// changingViews reports whether some live replica is changing views or
+// recovering.
+func (c *Cluster) changingViews() bool {
+	for _, r := range c.replicas {
+		if r != nil && r.Status() != vsr.StatusNormal {
+			return true
+		}
+	}
+	return false
 }

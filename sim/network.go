@@ -29,8 +29,16 @@ type network struct {
 	due   [][]packet
 	now   int
 	links [][]bool // links[a][b] false: a cannot reach replica b (partition)
+	// held are replica messages held back far longer than any delay, each
+	// delivered at its tick (Faults.Hold).
+	held  []heldPacket
 	mix   *Faults
 	stats *Stats
+}
+
+type heldPacket struct {
+	due int
+	p   packet
 }
 
 func newNetwork(rng *rand.Rand, n int, mix *Faults, stats *Stats) *network {
@@ -64,6 +72,12 @@ func (nw *network) send(from, to node, msg proto.Message, faulty bool) {
 			copies = 2
 		}
 	}
+	if faulty && !from.isClient() && !to.isClient() && nw.mix.Hold > 0 && nw.rng.Float64() < nw.mix.Hold {
+		nw.stats.Faults["hold"]++
+		due := nw.now + nw.mix.MaxDelay + 1 + nw.rng.IntN(nw.mix.HoldTicks)
+		nw.held = append(nw.held, heldPacket{due: due, p: packet{from: from, to: to, msg: msg}})
+		return
+	}
 	for c := 0; c < copies; c++ {
 		delay := 1
 		if faulty && nw.mix.MaxDelay > 1 {
@@ -80,6 +94,15 @@ func (nw *network) takeDue() []packet {
 	slot := nw.now % len(nw.due)
 	batch := nw.due[slot]
 	nw.due[slot] = nil
+	kept := nw.held[:0]
+	for _, h := range nw.held {
+		if h.due <= nw.now {
+			batch = append(batch, h.p)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	nw.held = kept
 	nw.rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
 	return batch
 }
@@ -95,3 +118,6 @@ func (nw *network) heal() {
 
 // cut removes the link from a to b.
 func (nw *network) cut(a, b int) { nw.links[a][b] = false }
+
+// restore puts back the link from a to b.
+func (nw *network) restore(a, b int) { nw.links[a][b] = true }

@@ -56,9 +56,11 @@ func (o Options) Validate() error {
 func (o Options) Command() string {
 	f := o.Faults
 	cmd := fmt.Sprintf("go run ./cmd/vsr sim -seed %d -replicas %d -clients %d -keys %d -ticks %d -liveness %d "+
-		"-drop %g -dup %g -delay %d -partition %g -partition-ticks %d -crash %g -restart-ticks %d -skew %g",
+		"-drop %g -dup %g -delay %d -partition %g -partition-ticks %d -crash %g -restart-ticks %d -skew %g "+
+		"-gray %g -gray-ticks %d -forge %g -hold %g -hold-ticks %d",
 		o.Seed, o.Replicas, o.Clients, o.Keys, o.Ticks, o.LivenessTicks,
-		f.Drop, f.Duplicate, f.MaxDelay, f.Partition, f.PartitionTicks, f.Crash, f.RestartTicks, f.ClockSkew)
+		f.Drop, f.Duplicate, f.MaxDelay, f.Partition, f.PartitionTicks, f.Crash, f.RestartTicks, f.ClockSkew,
+		f.Gray, f.GrayTicks, f.Forge, f.Hold, f.HoldTicks)
 	if o.Bugs != 0 {
 		var names []string
 		for _, b := range vsr.AllBugs {
@@ -125,8 +127,10 @@ func Run(o Options) (res Result) {
 	inj := newInjector(c)
 	for c.now < o.Ticks && c.violation == nil {
 		inj.step()
+		c.liveness.observe()
 		c.tick()
 	}
+	c.stats.LongestWatched = c.liveness.longest
 	if c.violation == nil {
 		c.healAll()
 		c.violation = c.awaitLiveness(o.LivenessTicks)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/statemachine"
@@ -54,6 +56,8 @@ type Group struct {
 	system *actor.ActorSystem
 	sup    *Supervisor
 	peers  []*actor.PID
+	// deaf[i] is set while replica i drops its peers' messages (SetDeaf).
+	deaf []atomic.Bool
 }
 
 // ErrStopped is returned by a Group that has been stopped.
@@ -75,7 +79,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	system, logger := actors.NewActorSystem(cfg.Logger)
-	g := &Group{cfg: cfg, system: system}
+	g := &Group{cfg: cfg, system: system, deaf: make([]atomic.Bool, cfg.Replicas)}
 	supName := cfg.Name + "-supervisor"
 	for i := 0; i < cfg.Replicas; i++ {
 		g.peers = append(g.peers, system.NewLocalPID(ReplicaID(supName, i)))
@@ -84,9 +88,11 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	for i := range props {
 		c := core
 		c.ReplicaIndex, c.StateMachine = i, nil
+		deaf := &g.deaf[i]
 		props[i] = actors.NewReplicaProps(actors.ReplicaConfig{
 			Core: c, NewStateMachine: cfg.NewStateMachine, Peers: g.peers,
 			TickInterval: cfg.TickInterval, Logger: logger, OnEvent: cfg.OnEvent,
+			DropInbound: func(proto.Message) bool { return deaf.Load() },
 		})
 	}
 	sup, err := StartSupervisor(system, supName, props, cfg.MaxRestarts, cfg.RestartWindow)
@@ -192,6 +198,22 @@ func (g *Group) Restart(i int) error {
 		return err
 	}
 	return g.sup.Spawn(i)
+}
+
+// SetDeaf is a test and fault-injection hook: while deaf is true, replica i
+// drops every message from its peers before its core sees it (see
+// actors.ReplicaConfig.DropInbound), while it still sends to them and still
+// hears its clients. A deaf primary is one that can send but not receive:
+// its backups keep hearing its heartbeats, so only the primary itself can
+// notice that it has lost its quorum. SetDeaf(i, false) heals it. The
+// setting outlives restarts of the replica. When never set it costs each
+// replica one atomic load per peer message.
+func (g *Group) SetDeaf(i int, deaf bool) error {
+	if err := g.check(i); err != nil {
+		return err
+	}
+	g.deaf[i].Store(deaf)
+	return nil
 }
 
 // Crash makes replica i panic: its supervisor restarts it and it recovers.

@@ -21,14 +21,15 @@ const (
 	DropMalformed
 	// DropUnknownMessage: the message is not a VSR protocol message.
 	DropUnknownMessage
-	// DropFarView: the message's view is further ahead of this replica's
-	// than any honest view could be (maxViewAhead); it is forged or corrupt.
-	DropFarView
+	// DropFarAhead: the message's view, op or commit number is further
+	// ahead of this replica's than any honest one could be (maxViewAhead,
+	// maxOpsAhead); it is forged or corrupt.
+	DropFarAhead
 	numDropReasons
 )
 
 func (d DropReason) String() string {
-	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message", "far-view"}[d]
+	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message", "far-ahead"}[d]
 }
 
 // Drops counts dropped messages by reason.
@@ -109,21 +110,36 @@ func (r *Replica) admit(m proto.Message) bool {
 		r.drop(DropBadReplica)
 		return false
 	}
-	if v, ok := m.(hasView); ok && r.tooFarAhead(v.GetView(), m) {
-		r.drop(DropFarView)
+	if r.tooFarAhead(m) {
+		r.drop(DropFarAhead)
 		return false
 	}
 	return true
 }
 
-// tooFarAhead reports whether view is more than maxViewAhead past this
-// replica's view (liveness.go). A recovering replica knows no view to judge
-// by, and the answers to its recovery carry its nonce, so it takes any.
-func (r *Replica) tooFarAhead(view uint64, m proto.Message) bool {
+// tooFarAhead reports whether m's view is more than maxViewAhead past this
+// replica's, or its op or commit number more than maxOpsAhead past this
+// replica's op number (liveness.go): no honest message is, so m is forged or
+// corrupt, and acting on it could use up the range or keep a dead primary
+// alive. A recovering replica knows no view or op to judge by, and the
+// answers to its recovery carry its nonce, so it takes any.
+func (r *Replica) tooFarAhead(m proto.Message) bool {
 	if _, ok := m.(*messages.RecoveryResponse); ok || r.status == StatusRecovering || r.buggy(BugNoViewWindow) {
 		return false
 	}
-	return view > r.viewNumber+maxViewAhead
+	if v, ok := m.(hasView); ok && v.GetView() > r.viewNumber+maxViewAhead {
+		return true
+	}
+	if v, ok := m.(hasOp); ok && v.GetOpNumber() > r.opNumber()+maxOpsAhead {
+		return true
+	}
+	if v, ok := m.(hasCommit); ok && v.GetCommitNumber() > r.opNumber()+maxOpsAhead {
+		return true
+	}
+	if p, ok := m.(*messages.Prepare); ok && len(p.Entries) > 0 && p.Entries[0].GetOpNumber() > r.opNumber()+maxOpsAhead {
+		return true
+	}
+	return false
 }
 
 // consecutive reports whether entries hold consecutive op numbers starting at

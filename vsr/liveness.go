@@ -41,13 +41,20 @@ import (
 // more than maxViewAhead views past its own (see admit). Honest views grow
 // by one per view change, so only a forged or corrupt number is that far
 // ahead, and without the bound one such number near the top of the range
-// would leave no room for the next view change.
+// would leave no room for the next view change. Op and commit numbers are
+// bounded the same way, by maxOpsAhead: a heartbeat with a commit number near
+// the top of the range is no heartbeat, and must not keep a backup from
+// noticing that its primary is gone.
 
 // maxViewAhead is the furthest ahead of its own view a message may take a
 // replica. Reaching it honestly would take a million view changes while the
 // replica was away; a replica that far behind must be restarted, and runs
 // recovery, which takes its view from f+1 answers to its own nonce.
 const maxViewAhead = 1 << 20
+
+// maxOpsAhead is the furthest ahead of its own op number that a message's op
+// or commit number may be: a trillion ops, weeks at full speed.
+const maxOpsAhead = 1 << 40
 
 // probeState is a replica's probe for a view change to view.
 type probeState struct {

@@ -73,8 +73,13 @@ func (r *Replica) queueLinearizableRead(m *messages.Request) {
 		return
 	}
 	rs := &r.primary.reads
+	for _, pr := range rs.pending {
+		if pr.req.ClientId == m.ClientId && pr.req.RequestNumber == m.RequestNumber {
+			return // a retry of a read already held: its answer will come
+		}
+	}
 	size := proto.Size(m)
-	if len(rs.pending) >= r.cfg.PipelineMax || rs.pendingBytes+size > r.cfg.pipelineBytes() {
+	if !r.buggy(BugReadStarvation) && (len(rs.pending) >= r.cfg.PipelineMax || rs.pendingBytes+size > r.cfg.pipelineBytes()) {
 		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_BUSY})
 		return

@@ -41,6 +41,11 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 		crash    = fs.Float64("crash", def.Faults.Crash, "largest chance per tick that a replica crashes")
 		restartT = fs.Int("restart-ticks", def.Faults.RestartTicks, "longest time a crashed replica stays down")
 		skew     = fs.Float64("skew", def.Faults.ClockSkew, "largest chance that a replica misses a tick")
+		grayP    = fs.Float64("gray", def.Faults.Gray, "largest chance per tick that a long gray failure starts (deaf primary, mute or deaf backup, flapping replica); on in about half the seeds")
+		grayT    = fs.Int("gray-ticks", def.Faults.GrayTicks, "longest gray failure in ticks")
+		forge    = fs.Float64("forge", def.Faults.Forge, "largest chance per tick that a forged message with extreme fields is sent; on in about half the seeds")
+		hold     = fs.Float64("hold", def.Faults.Hold, "largest chance that a message is held back for up to -hold-ticks (<= 0.1); on in about half the seeds")
+		holdT    = fs.Int("hold-ticks", def.Faults.HoldTicks, "longest hold-back in ticks")
 		bugs     = fs.String("bugs", "", "re-introduce known bugs (build with -tags vsrbugs): "+bugNames())
 		out      = fs.String("out", "sim-failures", "directory for the trace and visualisation of a failing seed")
 		traceN   = fs.Int("trace", def.TraceEvents, "events of a failing run to keep in its trace")
@@ -62,7 +67,8 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	base := sim.Options{Clients: *clients, Keys: *keys, Ticks: *ticks, LivenessTicks: *liveness,
 		Faults: sim.Faults{Drop: *drop, Duplicate: *dup, MaxDelay: *delay, Partition: *part,
-			PartitionTicks: *partT, Crash: *crash, RestartTicks: *restartT, ClockSkew: *skew},
+			PartitionTicks: *partT, Crash: *crash, RestartTicks: *restartT, ClockSkew: *skew,
+			Gray: *grayP, GrayTicks: *grayT, Forge: *forge, Hold: *hold, HoldTicks: *holdT},
 		Bugs: bugSet, TraceEvents: *traceN, CheckTimeout: def.CheckTimeout}
 	var jobs []sim.Options
 	for _, n := range counts {
@@ -102,6 +108,7 @@ type summary struct {
 	elapsed                            time.Duration
 	ticks                              int
 	checkpoints, installed, maxMessage int
+	watched, longestWatched            int
 }
 
 func runJobs(jobs []sim.Options, workers int, quiet bool, stderr io.Writer) *summary {
@@ -165,6 +172,8 @@ func (s *summary) add(r sim.Result) {
 	s.checkpoints += r.Stats.Checkpoints
 	s.installed += r.Stats.Installed
 	s.maxMessage = max(s.maxMessage, r.Stats.MaxMessage)
+	s.watched += r.Stats.Watched
+	s.longestWatched = max(s.longestWatched, r.Stats.LongestWatched)
 	for k, v := range r.Stats.Faults {
 		s.faults[k] += v
 	}
@@ -184,6 +193,8 @@ func (s *summary) print(w io.Writer) {
 	fmt.Fprintf(w, "ticks simulated:  %d\n", s.ticks)
 	fmt.Fprintf(w, "checkpoints:      %d encoded, %d fetched from a peer in chunks; largest message %d bytes\n",
 		s.checkpoints, s.installed, s.maxMessage)
+	fmt.Fprintf(w, "live under faults: %d ops started while a quorum was stable, the slowest done in %d ticks (bound %d)\n",
+		s.watched, s.longestWatched, sim.ServeTicks)
 	var kinds []string
 	for k := range s.faults {
 		kinds = append(kinds, k)
