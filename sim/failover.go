@@ -135,6 +135,10 @@ func MeasureFailover(seed uint64, n int, o FailoverOptions) (res FailoverResult,
 	if err := c.onlyFaults(mix); err != nil {
 		return res, err
 	}
+	// The open-loop writers newCluster may add stay idle: the workload is
+	// the closed-loop clients alone, the same in every seed and as before
+	// the writers existed, so that figures compare across versions.
+	c.writePeriod = 0
 	if !o.DrawnBounds {
 		if err := c.defaultBounds(); err != nil {
 			return res, err

@@ -201,7 +201,8 @@ func uBareReplica(t *testing.T, n, i int, opts ...func(*Config)) (*Replica, *uSM
 // uForgetPrimary makes r a replica that has not heard from its primary for an
 // inactivity timeout, so that it joins a view change for a later view at once,
 // as in the paper. The unit tests of the view change start from there; the
-// tests in liveness_test.go cover the replica that still hears its primary.
+// tests in handlers_liveness_test.go cover the replica that still hears its
+// primary.
 func uForgetPrimary(r *Replica) { r.primaryHeardAt = r.ticks - r.cfg.InactivityTicks }
 
 // uRegistered is the request number of the registration that opened the

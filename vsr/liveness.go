@@ -173,7 +173,6 @@ func (r *Replica) checkQuorum() {
 		return
 	}
 	if r.backupsHeard(r.cfg.InactivityTicks) < r.f {
-		r.abdications++
 		r.startViewChange(r.viewNumber + 1)
 	}
 }

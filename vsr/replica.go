@@ -58,10 +58,8 @@ type Replica struct {
 	recovery   recoveryState   // valid while recovering
 	probe      probeState      // a probe for a view change (liveness.go)
 	// primaryHeardAt is the tick at which this replica last heard from the
-	// primary of its view; abdications counts the views this replica left
-	// as a primary that no quorum answered.
+	// primary of its view.
 	primaryHeardAt int
-	abdications    uint64
 
 	heartbeat timer // resends and primary heartbeats
 	election  timer // backup inactivity, view-change progress
