@@ -226,7 +226,17 @@ type Request struct {
 	// session (it never registered, or its session expired) is refused with
 	// REPLY_ERROR_SESSION_EXPIRED and never executed: only a session
 	// remembers which requests already ran.
-	Register      bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
+	Register bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
+	// Session names the client's session: the op number of the registration
+	// that opened it, from the registration's Reply; zero on a registration.
+	// A request of another session than the client's current one is refused
+	// like one without a session. Request numbers alone cannot tell sessions
+	// apart: a registration delayed in the network and delivered after the
+	// client's session expired would open a session at its old number, under
+	// which the client's old requests would look new and run again. (The
+	// Raft dissertation, section 6.3, names sessions by their registration's
+	// log index for the same reason.)
+	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +320,13 @@ func (x *Request) GetRegister() bool {
 	return false
 }
 
+func (x *Request) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
 // Reply is <REPLY v, s, x> in the paper. Only the primary sends a reply to a
 // READ_MODE_LOG or READ_MODE_LINEARIZABLE request.
 type Reply struct {
@@ -322,7 +339,9 @@ type Reply struct {
 	// The replica that sent the reply, so that a client learns who is primary.
 	Replica uint32 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
 	// True for a READ_MODE_STALE reply.
-	Stale         bool `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
+	Stale bool `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
+	// On the reply to a registration: the session it opened (Request.session).
+	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -406,6 +425,13 @@ func (x *Reply) GetStale() bool {
 	return false
 }
 
+func (x *Reply) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
 // Entry is one slot of the log: the request that the primary assigned to
 // op_number in view.
 type Entry struct {
@@ -419,7 +445,9 @@ type Entry struct {
 	Operation     []byte         `protobuf:"bytes,5,opt,name=operation,proto3" json:"operation,omitempty"`
 	ReplyTo       *ClientAddress `protobuf:"bytes,6,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	// Register is set for a client's registration (see Request.register).
-	Register      bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
+	Register bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
+	// Session is the request's session (Request.session).
+	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,6 +529,13 @@ func (x *Entry) GetRegister() bool {
 		return x.Register
 	}
 	return false
+}
+
+func (x *Entry) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
 }
 
 // Prepare is <PREPARE v, m, n, k>. It carries one or more consecutive entries,
@@ -1039,6 +1074,8 @@ type ClientSession struct {
 	RequestNumber uint64                 `protobuf:"varint,2,opt,name=request_number,json=requestNumber,proto3" json:"request_number,omitempty"`
 	Result        []byte                 `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
 	LastOp        uint64                 `protobuf:"varint,4,opt,name=last_op,json=lastOp,proto3" json:"last_op,omitempty"`
+	// Session is the op number of the registration that opened the session.
+	Session       uint64 `protobuf:"varint,5,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1097,6 +1134,13 @@ func (x *ClientSession) GetResult() []byte {
 func (x *ClientSession) GetLastOp() uint64 {
 	if x != nil {
 		return x.LastOp
+	}
+	return 0
+}
+
+func (x *ClientSession) GetSession() uint64 {
+	if x != nil {
+		return x.Session
 	}
 	return 0
 }
@@ -1919,7 +1963,7 @@ const file_vsr_proto_rawDesc = "" +
 	"\tvsr.proto\x12\x03vsr\"9\n" +
 	"\rClientAddress\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x81\x02\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x9b\x02\n" +
 	"\aRequest\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
@@ -1928,7 +1972,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\toperation\x18\x04 \x01(\fR\toperation\x12-\n" +
 	"\breply_to\x18\x05 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\x12*\n" +
 	"\tread_mode\x18\x06 \x01(\x0e2\r.vsr.ReadModeR\breadMode\x12\x1a\n" +
-	"\bregister\x18\a \x01(\bR\bregister\"\xce\x01\n" +
+	"\bregister\x18\a \x01(\bR\bregister\x12\x18\n" +
+	"\asession\x18\b \x01(\x04R\asession\"\xe8\x01\n" +
 	"\x05Reply\x12\x12\n" +
 	"\x04view\x18\x01 \x01(\x04R\x04view\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\x04R\bclientId\x12%\n" +
@@ -1936,7 +1981,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\x06result\x18\x04 \x01(\fR\x06result\x12%\n" +
 	"\x05error\x18\x05 \x01(\x0e2\x0f.vsr.ReplyErrorR\x05error\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\x12\x14\n" +
-	"\x05stale\x18\a \x01(\bR\x05stale\"\xe5\x01\n" +
+	"\x05stale\x18\a \x01(\bR\x05stale\x12\x18\n" +
+	"\asession\x18\b \x01(\x04R\asession\"\xff\x01\n" +
 	"\x05Entry\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1b\n" +
@@ -1944,7 +1990,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\x0erequest_number\x18\x04 \x01(\x04R\rrequestNumber\x12\x1c\n" +
 	"\toperation\x18\x05 \x01(\fR\toperation\x12-\n" +
 	"\breply_to\x18\x06 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\x12\x1a\n" +
-	"\bregister\x18\a \x01(\bR\bregister\"\xa1\x01\n" +
+	"\bregister\x18\a \x01(\bR\bregister\x12\x18\n" +
+	"\asession\x18\b \x01(\x04R\asession\"\xa1\x01\n" +
 	"\aPrepare\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -1993,12 +2040,13 @@ const file_vsr_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
 	"\areplica\x18\x02 \x01(\rR\areplica\x12\x14\n" +
-	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"\x84\x01\n" +
+	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"\x9e\x01\n" +
 	"\rClientSession\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12%\n" +
 	"\x0erequest_number\x18\x02 \x01(\x04R\rrequestNumber\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\fR\x06result\x12\x17\n" +
-	"\alast_op\x18\x04 \x01(\x04R\x06lastOp\"v\n" +
+	"\alast_op\x18\x04 \x01(\x04R\x06lastOp\x12\x18\n" +
+	"\asession\x18\x05 \x01(\x04R\asession\"v\n" +
 	"\n" +
 	"Checkpoint\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x14\n" +

@@ -172,6 +172,7 @@ func (cl *client) onReply(m *messages.Reply) {
 		cl.c.fail("client %d: bad result %v %v", cl.k, err, res.GetError())
 		return
 	}
+	cl.c.oracle.checkReply(cl.k, m.View, cl.since)
 	o := Output{Found: res.Found, Value: string(res.Value), Swapped: res.Swapped}
 	cl.c.history.Complete(cl.op, o, int64(cl.c.now))
 	cl.output = &o

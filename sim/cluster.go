@@ -41,6 +41,7 @@ type Cluster struct {
 
 	committed map[uint64]*messages.Entry // every op anyone committed, by op number
 	liveness  *livenessMonitor
+	oracle    *oracle
 	stats     Stats
 	violation error
 }
@@ -96,6 +97,7 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 	c.bounds = drawHistoryBounds(c.rng, clients+writers)
 	c.net = newNetwork(c.rng, n, &c.faults, &c.stats)
 	c.liveness = newLivenessMonitor(c)
+	c.oracle = newOracle(c)
 	for i := 0; i < n; i++ {
 		if err := c.start(i, false); err != nil {
 			return nil, err
@@ -157,6 +159,7 @@ func (c *Cluster) tick() {
 	for _, cl := range c.clients {
 		cl.tick()
 	}
+	c.oracle.checkDurable()
 	if c.writePeriod > 0 && c.faulty && c.now%c.writePeriod == 0 {
 		c.startOpenLoopWrite()
 	}
@@ -209,6 +212,7 @@ func (c *Cluster) process(i int, out vsr.Output) {
 				i, e.OpNumber, e.ClientId, e.RequestNumber, prev.ClientId, prev.RequestNumber)
 		}
 	}
+	c.oracle.afterStep(i, out)
 	if out.Checkpoint != nil {
 		c.jobs = append(c.jobs, checkpointJob{replica: i, r: r, due: c.now + c.rng.IntN(c.bounds.maxJobTicks+1), job: out.Checkpoint})
 	}

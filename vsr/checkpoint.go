@@ -206,14 +206,16 @@ func (r *Replica) installCheckpoint(cp *messages.Checkpoint, encoded, digest []b
 }
 
 // validCheckpoint reports whether cp is well formed: named op, client-table
-// rows each with a client, a request number, and no client twice.
+// rows each with a client, a request number, a session opened no later than
+// the row's last op, and no client twice.
 func validCheckpoint(cp *messages.Checkpoint, op uint64) bool {
 	if cp.OpNumber != op || op == 0 {
 		return false
 	}
 	seen := make(map[uint64]bool, len(cp.ClientTable))
 	for _, row := range cp.ClientTable {
-		if row == nil || row.ClientId == 0 || row.RequestNumber == 0 || row.LastOp > op || seen[row.ClientId] {
+		if row == nil || row.ClientId == 0 || row.RequestNumber == 0 || row.LastOp > op || seen[row.ClientId] ||
+			row.Session == 0 || row.Session > row.LastOp {
 			return false
 		}
 		seen[row.ClientId] = true

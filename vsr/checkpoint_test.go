@@ -120,7 +120,7 @@ func lonePrimary(t *testing.T, sm statemachine.StateMachine, opts ...func(*Confi
 func lonePut(t *testing.T, r *Replica, number uint64) Output {
 	t.Helper()
 	out := uStep(t, r, &messages.Request{ClusterId: uCluster, ClientId: 1, RequestNumber: number,
-		Operation: kv.PutOp("a", []byte(fmt.Sprint(number))), ReplyTo: uAddr})
+		Operation: kv.PutOp("a", []byte(fmt.Sprint(number))), ReplyTo: uAddr, Session: 1}) // registered at op 1
 	require.Len(t, out.Committed, 1)
 	return out
 }

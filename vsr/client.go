@@ -19,7 +19,8 @@ import (
 // a client without a session is refused, never executed, so that a retry
 // after a session expired cannot run twice. Reads need no session. The
 // registration is the client's own business: Submit sends it first, and the
-// caller sees only the result of its own request.
+// caller sees only the result of its own request. The registration's reply
+// names the session, and every later request carries that name.
 type Client struct {
 	cfg           ClientConfig
 	view          uint64
@@ -28,6 +29,9 @@ type Client struct {
 	waited        int // ticks since the pending request was last sent
 	backoff       int // ticks left before resending to the primary after BUSY (0: none)
 	registered    bool
+	// session is the op number of the registration that opened the
+	// client's session: every request carries it.
+	session uint64
 	// queued is the caller's request while its registration is pending.
 	queued *messages.Request
 }
@@ -141,6 +145,7 @@ func (c *Client) newRequest(op []byte, mode messages.ReadMode) *messages.Request
 		Operation:     op,
 		ReplyTo:       c.cfg.ReplyTo,
 		ReadMode:      mode,
+		Session:       c.session,
 	}
 }
 
@@ -172,9 +177,10 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 		return ClientOutput{}
 	}
 	if c.pending.Register && m.Error == messages.ReplyError_REPLY_ERROR_NONE {
-		c.registered = true
+		c.registered, c.session = true, m.Session
 		req := c.queued
 		c.queued = nil
+		req.Session = c.session
 		return c.send(req)
 	}
 	res := &Result{RequestNumber: m.RequestNumber, Value: m.Result, Stale: m.Stale, View: m.View, Replica: int(m.Replica)}

@@ -12,7 +12,9 @@ import (
 // updated as it executes committed ops, so that a new primary can still tell a
 // retried request from a new one: a retried request is never executed twice.
 //
-// Sessions are opened by a registration that goes through the log, and expire
+// Sessions are opened by a registration that goes through the log and are
+// named by its op number, which the client puts on every later request
+// (messages.Request.session says why numbers alone do not do). They expire
 // when SessionIdleOps ops have committed since the client last executed
 // anything, or when MaxSessions are open and another client registers. Both
 // are decided by op numbers, so every replica holds the same sessions after
@@ -33,7 +35,9 @@ type clientTable struct {
 }
 
 type clientSession struct {
-	clientID      uint64
+	clientID uint64
+	// session is the op number of the registration that opened it.
+	session       uint64
 	requestNumber uint64
 	result        []byte
 	lastOp        uint64
@@ -48,8 +52,27 @@ func newClientTable(idleOps uint64, max int) clientTable {
 // executed returns the session of client c, if it has one.
 func (t *clientTable) executed(c uint64) *clientSession { return t.sessions[c] }
 
-// record notes that client c's request s executed at op with result,
-// opening the session if this is its registration.
+// open starts client c's session with its registration, request s, at op:
+// the session is named op. A session the client had is replaced, and the
+// requests of the old one are refused from now on.
+func (t *clientTable) open(c, s, op uint64) {
+	sess := t.sessions[c]
+	if sess == nil {
+		sess = &clientSession{clientID: c}
+		t.sessions[c] = sess
+		sess.elem = t.byAge.PushBack(sess)
+	} else {
+		t.byAge.MoveToBack(sess.elem)
+	}
+	sess.session, sess.requestNumber, sess.result, sess.lastOp = op, s, nil, op
+	if t.inProgress[c] <= s {
+		delete(t.inProgress, c)
+	}
+}
+
+// record notes that client c's request s executed at op with result, in the
+// session c has (a session numbered 0 is opened for a client without one,
+// which only an injected bug lets execute).
 func (t *clientTable) record(c, s, op uint64, result []byte) {
 	sess := t.sessions[c]
 	if sess == nil {
@@ -111,7 +134,7 @@ func (t *clientTable) rows() []*messages.ClientSession {
 	for e := t.byAge.Front(); e != nil; e = e.Next() {
 		s := e.Value.(*clientSession)
 		rows = append(rows, &messages.ClientSession{ClientId: s.clientID, RequestNumber: s.requestNumber,
-			Result: s.result, LastOp: s.lastOp})
+			Result: s.result, LastOp: s.lastOp, Session: s.session})
 	}
 	return rows
 }
@@ -126,7 +149,8 @@ func (t *clientTable) restore(rows []*messages.ClientSession) {
 		if t.sessions[row.ClientId] != nil {
 			continue // validCheckpoint refuses duplicates; this is belt and braces.
 		}
-		s := &clientSession{clientID: row.ClientId, requestNumber: row.RequestNumber, result: row.Result, lastOp: row.LastOp}
+		s := &clientSession{clientID: row.ClientId, session: row.Session, requestNumber: row.RequestNumber,
+			result: row.Result, lastOp: row.LastOp}
 		s.elem = t.byAge.PushBack(s)
 		t.sessions[row.ClientId] = s
 	}
@@ -136,6 +160,21 @@ func slicesSortedByLastOp(rows []*messages.ClientSession) []*messages.ClientSess
 	sorted := append([]*messages.ClientSession(nil), rows...)
 	sort.SliceStable(sorted, func(a, b int) bool { return sorted[a].LastOp < sorted[b].LastOp })
 	return sorted
+}
+
+// sessionOf is the session entry e runs in: a registration opens its own.
+func sessionOf(e *messages.Entry) uint64 {
+	if e.Register {
+		return e.OpNumber
+	}
+	return e.Session
+}
+
+// latest reports whether e is the latest request its client executed, in
+// the session it ran in: a retry of it gets the stored result.
+func (t *clientTable) latest(e *messages.Entry) bool {
+	s := t.sessions[e.ClientId]
+	return s != nil && s.session == sessionOf(e) && s.requestNumber == e.RequestNumber
 }
 
 // len is the number of open sessions.

@@ -128,6 +128,13 @@ func TestSessions_MaxSessionsEvictsTheLeastRecentlyUsed(t *testing.T) {
 	assert.Equal(t, "<absent>", nw.value(0, "b"))
 }
 
+// uPutIn is uPut in the session opened by a registration at op session.
+func uPutIn(client, session, number uint64, v []byte) *messages.Request {
+	m := uPut(client, number, v)
+	m.Session = session
+	return m
+}
+
 // A write taken while its client had a session, whose session expired
 // before it executed, is answered SESSION_EXPIRED and not executed; a retry
 // of it is refused at once rather than waited for.
@@ -137,9 +144,9 @@ func TestSessions_WriteWhoseSessionExpiresInThePipelineIsNotExecuted(t *testing.
 	uStep(t, p, uRegistration(2, 1)) // op 2
 	uStep(t, p, uPrepareOK(0, 2, 1))
 	require.Equal(t, 2, p.Sessions())
-	uStep(t, p, uPut(2, 2, []byte("x"))) // op 3
-	uStep(t, p, uPut(2, 3, []byte("y"))) // op 4: after it client 1 is idle past 2 ops
-	uStep(t, p, uPut(1, 2, []byte("z"))) // op 5, taken while client 1 still has a session
+	uStep(t, p, uPutIn(2, 2, 2, []byte("x"))) // op 3
+	uStep(t, p, uPutIn(2, 2, 3, []byte("y"))) // op 4: after it client 1 is idle past 2 ops
+	uStep(t, p, uPutIn(1, 1, 2, []byte("z"))) // op 5, taken while client 1 still has a session
 	require.Equal(t, uint64(5), p.OpNumber())
 
 	out := uStep(t, p, uPrepareOK(0, 5, 1))
@@ -150,7 +157,7 @@ func TestSessions_WriteWhoseSessionExpiresInThePipelineIsNotExecuted(t *testing.
 	assert.Equal(t, 2, sm.applies, "only client 2's writes ran")
 	assert.Equal(t, "<absent>", uValue(sm, "k1"))
 
-	out = uStep(t, p, uPut(1, 2, []byte("z")))
+	out = uStep(t, p, uPutIn(1, 1, 2, []byte("z")))
 	require.Len(t, out.Replies, 1, "the retry is answered, not taken for a request still in the log")
 	assert.Equal(t, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, out.Replies[0].Reply.Error)
 	assert.Equal(t, uint64(5), p.OpNumber())
@@ -209,4 +216,48 @@ func TestClientTable_RowsAreOrderedByLastOpAndRestoreKeepsTheOrder(t *testing.T)
 	other.expire(2 + 100 + 1) // client 8 idle since op 2
 	assert.Nil(t, other.executed(8))
 	assert.NotNil(t, other.executed(7))
+}
+
+// A registration delayed in the network and delivered after its client's
+// session expired opens a new session, named by its own op number: the
+// client's old write, delayed too, names the old session and is refused,
+// not run a second time. With sessions told apart by request numbers alone,
+// the late registration reopened the session at its old number and the old
+// write looked new (the simulator's durability oracle found the late
+// registrations in the log).
+func TestSessions_LateRegistrationAfterExpiryDoesNotReviveOldRequests(t *testing.T) {
+	const idle = 2
+	nw := newNetwork(t, 3, func(c *Config) { c.SessionIdleOps = idle })
+	nw.register(0, 1, 2) // ops 1, 2
+	lateRegistration := registration(1, regNumber)
+	lateWrite := request(1, regNumber+1, kv.PutOp("a", []byte("from 1")))
+	lateWrite.Session = nw.sessions[1]
+	nw.step(0, lateWrite) // op 3
+	nw.deliver()
+	require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, nw.replyFor(1, regNumber+1).GetError())
+
+	for k := uint64(1); k <= idle+1; k++ { // client 2 writes until client 1's session expires
+		nw.put(0, 2, regNumber+k, "b", "x")
+	}
+	nw.put(0, 2, regNumber+idle+2, "a", "from 2")
+	nw.run(DefaultHeartbeatTicks)
+	for i, r := range nw.replicas {
+		require.Nil(t, r.clientTable.executed(1), "replica %d: client 1's session expired", i)
+	}
+
+	nw.replies = nil
+	nw.step(0, lateRegistration)
+	nw.deliver()
+	nw.step(0, lateWrite)
+	nw.deliver()
+	nw.run(DefaultHeartbeatTicks)
+	for i, r := range nw.replicas {
+		assert.Equal(t, "from 2", nw.value(i, "a"), "replica %d: the old write did not run again", i)
+		s := r.clientTable.executed(1)
+		require.NotNil(t, s, "replica %d: the late registration opened a session", i)
+		assert.NotEqual(t, lateWrite.Session, s.session, "replica %d: a new session, not the old one", i)
+	}
+	rep := nw.replyFor(1, regNumber+1)
+	require.NotNil(t, rep)
+	assert.Equal(t, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, rep.Error)
 }

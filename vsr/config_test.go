@@ -222,11 +222,15 @@ func uSessionClients() []uint64 {
 	return cs
 }
 
-// uOpenSessions opens a session for each client in r's table, at op 0 with
-// request number uRegistered, the same on every replica.
+// uSession names the sessions uOpenSessions opens; uReq and uEntry carry it.
+const uSession = 1
+
+// uOpenSessions opens a session for each client in r's table, as if each
+// had registered at op uSession with request number uRegistered, the same
+// on every replica.
 func uOpenSessions(r *Replica, clients ...uint64) {
 	for _, c := range clients {
-		r.clientTable.record(c, uRegistered, 0, nil)
+		r.clientTable.open(c, uRegistered, uSession)
 	}
 }
 
@@ -253,7 +257,8 @@ func uTicks(t *testing.T, r *Replica, k int) Output {
 }
 
 func uReq(client, number uint64, op []byte) *messages.Request {
-	return &messages.Request{ClusterId: uCluster, ClientId: client, RequestNumber: number, Operation: op, ReplyTo: uAddr}
+	return &messages.Request{ClusterId: uCluster, ClientId: client, RequestNumber: number, Operation: op, ReplyTo: uAddr,
+		Session: uSession}
 }
 
 func uRead(client, number uint64, key string, mode messages.ReadMode) *messages.Request {
@@ -266,7 +271,7 @@ func uRead(client, number uint64, key string, mode messages.ReadMode) *messages.
 // its first write after its registration.
 func uEntry(op, v uint64) *messages.Entry {
 	return &messages.Entry{OpNumber: op, View: v, ClientId: 100 + op, RequestNumber: uRegistered + 1,
-		Operation: kv.PutOp(fmt.Sprintf("k%d", op), []byte(fmt.Sprintf("v%d", op))), ReplyTo: uAddr}
+		Operation: kv.PutOp(fmt.Sprintf("k%d", op), []byte(fmt.Sprintf("v%d", op))), ReplyTo: uAddr, Session: uSession}
 }
 
 // uLog is entries first..last of view v.

@@ -160,7 +160,7 @@ func fzEntry(op, view uint64) *messages.Entry {
 		return &messages.Entry{OpNumber: 1, View: view, ClientId: fzClient, RequestNumber: 1, ReplyTo: fzAddr,
 			Register: true}
 	}
-	return &messages.Entry{OpNumber: op, View: view, ClientId: fzClient, RequestNumber: op,
+	return &messages.Entry{OpNumber: op, View: view, ClientId: fzClient, RequestNumber: op, Session: 1, // opened at op 1
 		Operation: kv.PutOp(fmt.Sprintf("k%d", op), []byte(fmt.Sprintf("v%d", op))), ReplyTo: fzAddr}
 }
 
@@ -176,7 +176,7 @@ func fzLog(first, last, view uint64) []*messages.Entry {
 func fzClientRequest(cluster, op uint64) *messages.Request {
 	e := fzEntry(op, 0)
 	return &messages.Request{ClusterId: cluster, ClientId: e.ClientId, RequestNumber: e.RequestNumber,
-		Operation: e.Operation, ReplyTo: e.ReplyTo, Register: e.Register}
+		Operation: e.Operation, ReplyTo: e.ReplyTo, Register: e.Register, Session: e.Session}
 }
 
 func fzMarshal(m proto.Message) []byte {

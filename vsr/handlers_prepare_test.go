@@ -237,7 +237,7 @@ func TestCommitUpTo_RequestInLogTwiceExecutesOnce(t *testing.T) {
 	// client table check at execution keeps it at most once, on every replica.
 	dup := func(op, req uint64, value string) *messages.Entry {
 		return &messages.Entry{OpNumber: op, ClientId: 1, RequestNumber: req,
-			Operation: kv.PutOp("a", []byte(value)), ReplyTo: uAddr}
+			Operation: kv.PutOp("a", []byte(value)), ReplyTo: uAddr, Session: uSession}
 	}
 	log := []*messages.Entry{dup(1, 2, "first"), dup(2, 2, "first"), dup(3, 1, "older")}
 	b, bsm := uReplica(t, 3, 2)

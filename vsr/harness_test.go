@@ -52,6 +52,9 @@ type network struct {
 	filter func(p *packet) bool
 	// watch, if set, runs after every packet delivered.
 	watch func(p packet)
+	// sessions holds the session each client's registration opened, from
+	// the replies: step puts it on the client's later requests.
+	sessions map[uint64]uint64
 }
 
 type heldJob struct {
@@ -69,7 +72,7 @@ var testClient = &messages.ClientAddress{Address: "test", Id: "client"}
 func newNetwork(t *testing.T, n int, opts ...func(*Config)) *network {
 	t.Helper()
 	nw := &network{t: t, cut: make([][]bool, n), committed: map[uint64]*messages.Entry{}, seed: 1, opts: opts,
-		largest: map[string]int{}}
+		largest: map[string]int{}, sessions: map[uint64]uint64{}}
 	for i := 0; i < n; i++ {
 		nw.cut[i] = make([]bool, n)
 		store := kv.NewStore()
@@ -110,6 +113,9 @@ func (nw *network) take(from int, out Output) {
 	for _, rep := range out.Replies {
 		require.LessOrEqual(nw.t, proto.Size(rep.Reply), limit, "replica %d sent a reply over MaxMessageBytes", from)
 		nw.replies = append(nw.replies, rep.Reply)
+		if rep.Reply.Session != 0 {
+			nw.sessions[rep.Reply.ClientId] = rep.Reply.Session
+		}
 	}
 	for _, e := range out.Committed {
 		if prev, ok := nw.committed[e.OpNumber]; ok {
@@ -144,9 +150,16 @@ func (nw *network) runCheckpoints() {
 	}
 }
 
-// step hands m to replica i as if it came from the network.
+// step hands m to replica i as if it came from the network. A client request
+// without a session gets the one its client's registration opened, as the
+// client core would put it on.
 func (nw *network) step(i int, m proto.Message) {
 	nw.t.Helper()
+	if req, ok := m.(*messages.Request); ok && !req.Register && req.Session == 0 && nw.sessions[req.ClientId] != 0 {
+		req = proto.Clone(req).(*messages.Request)
+		req.Session = nw.sessions[req.ClientId]
+		m = req
+	}
 	nw.take(i, nw.replicas[i].Step(m))
 }
 

@@ -57,17 +57,21 @@ func (r *Replica) appendRequest(m *messages.Request) {
 	s := r.clientTable.executed(m.ClientId)
 	if r.buggy(BugIgnoreClientTable) {
 		r.clientTable.clearInProgress()
-	} else if s != nil && m.RequestNumber <= s.requestNumber {
+	} else if s != nil && (m.Register || m.Session == s.session) && m.RequestNumber <= s.requestNumber {
+		// A retry, or an older request, in the client's session. A
+		// registration belongs to the session it opened.
 		if m.RequestNumber == s.requestNumber {
 			r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
-				RequestNumber: s.requestNumber, Result: s.result})
+				RequestNumber: s.requestNumber, Result: s.result, Session: s.session})
 		}
 		return
 	}
 	if m.RequestNumber <= r.clientTable.inProgress[m.ClientId] {
 		return
 	}
-	if s == nil && !m.Register && r.clientTable.inProgress[m.ClientId] == 0 {
+	if !m.Register && r.clientTable.inProgress[m.ClientId] == 0 && (s == nil || m.Session < s.session) {
+		// No session, or a request of a session since replaced. (A session
+		// newer than the table's is a registration still in the log.)
 		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED})
 		return
@@ -80,6 +84,7 @@ func (r *Replica) appendRequest(m *messages.Request) {
 		Operation:     m.Operation,
 		ReplyTo:       m.ReplyTo,
 		Register:      m.Register,
+		Session:       m.Session,
 	}
 	size := entrySize(e)
 	if r.opNumber()-r.commitNumber >= uint64(r.cfg.PipelineMax) ||
@@ -281,6 +286,9 @@ func (r *Replica) commitUpTo(k uint64) {
 		if fresh && r.status == StatusNormal && r.isPrimary() {
 			reply := &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
 				RequestNumber: e.RequestNumber, Result: result, Error: replyErr}
+			if s := r.clientTable.executed(e.ClientId); e.Register && s != nil {
+				reply.Session = s.session
+			}
 			if proto.Size(reply) > r.cfg.MaxMessageBytes-messageOverhead {
 				reply.Result, reply.Error = nil, messages.ReplyError_REPLY_ERROR_TOO_LARGE
 			}
@@ -300,22 +308,28 @@ func (r *Replica) commitUpTo(k uint64) {
 // after a view change). fresh is false for an entry that did not run now and
 // whose reply is not the client's latest.
 //
-// A registration opens the client's session and runs nothing. An entry of a
-// client without a session (it expired while the entry waited in the
-// pipeline) is not executed: its reply says so.
+// A registration opens a new session, named by its op number, and runs
+// nothing; a registration older than the client's latest request in its
+// session is a late copy and opens nothing. An entry of a client without a
+// session (it expired while the entry waited in the pipeline), or of a
+// session since replaced, is not executed: its reply says so. A late copy
+// of a registration can open a session after the client's expired, but not
+// the one the client's old requests name, so none of them runs again.
 func (r *Replica) execute(e *messages.Entry) (result []byte, replyErr messages.ReplyError, fresh bool) {
 	s := r.clientTable.executed(e.ClientId)
-	if s != nil && e.RequestNumber <= s.requestNumber && !r.buggy(BugIgnoreClientTable) {
+	inSession := s != nil && (e.Register || e.Session == s.session)
+	if inSession && e.RequestNumber <= s.requestNumber && !r.buggy(BugIgnoreClientTable) {
 		return s.result, messages.ReplyError_REPLY_ERROR_NONE, e.RequestNumber == s.requestNumber
 	}
 	switch {
 	case e.Register:
-	case s == nil && !r.buggy(BugIgnoreClientTable):
+		r.clientTable.open(e.ClientId, e.RequestNumber, e.OpNumber)
+		return nil, messages.ReplyError_REPLY_ERROR_NONE, true
+	case !inSession && !r.buggy(BugIgnoreClientTable):
 		r.clientTable.forget(e.ClientId, e.RequestNumber)
 		return nil, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, true
-	default:
-		result = r.sm.Apply(e.Operation)
 	}
+	result = r.sm.Apply(e.Operation)
 	r.clientTable.record(e.ClientId, e.RequestNumber, e.OpNumber, result)
 	return result, messages.ReplyError_REPLY_ERROR_NONE, true
 }

@@ -34,7 +34,7 @@ func TestForwardedRequestIsAnsweredToTheClientAddress(t *testing.T) {
 	nw.register(0, 1)
 	addr := &messages.ClientAddress{Address: "node-9:4000", Id: "client-42"}
 	req := request(1, 2, kv.PutOp("a", []byte("1")))
-	req.ReplyTo = addr
+	req.ReplyTo, req.Session = addr, nw.sessions[1]
 	var replies []ClientReply
 	out := nw.replicas[2].Step(req)
 	require.Len(t, out.Messages, 1)

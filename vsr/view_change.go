@@ -223,9 +223,10 @@ func (r *Replica) startView() {
 // get the stored reply when they retry.
 func (r *Replica) answerCaughtUp(from uint64) {
 	for _, e := range r.entriesFrom(max(from, r.logBase)+1, r.commitNumber) {
-		if s := r.clientTable.executed(e.ClientId); s != nil && s.requestNumber == e.RequestNumber {
+		if r.clientTable.latest(e) {
+			s := r.clientTable.executed(e.ClientId)
 			r.reply(e.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
-				RequestNumber: e.RequestNumber, Result: s.result})
+				RequestNumber: e.RequestNumber, Result: s.result, Session: s.session})
 		}
 	}
 }
