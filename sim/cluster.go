@@ -42,6 +42,7 @@ type Cluster struct {
 	committed map[uint64]*messages.Entry // every op anyone committed, by op number
 	liveness  *livenessMonitor
 	oracle    *oracle
+	archive   *replayArchive // messages delivered, for replays (Faults.Replay)
 	stats     Stats
 	violation error
 }
@@ -98,6 +99,7 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 	c.net = newNetwork(c.rng, n, &c.faults, &c.stats)
 	c.liveness = newLivenessMonitor(c)
 	c.oracle = newOracle(c)
+	c.archive = newReplayArchive(n)
 	for i := 0; i < n; i++ {
 		if err := c.start(i, false); err != nil {
 			return nil, err
@@ -191,6 +193,9 @@ func (c *Cluster) deliver(p packet) {
 		return // crashed or stopped: the message is lost
 	}
 	c.stats.Delivered++
+	if c.faults.Replay > 0 {
+		c.archive.keep(p)
+	}
 	c.trace.add(event{tick: c.now, what: "deliver", from: p.from, to: p.to, msg: p.msg})
 	c.process(int(p.to), r.Step(p.msg))
 }

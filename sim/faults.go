@@ -46,6 +46,12 @@ type Faults struct {
 	// and after its sender crashed and restarted.
 	Hold      float64
 	HoldTicks int
+	// Replay is the chance per tick that the network delivers again a copy
+	// of a message it delivered long ago, of another view than its
+	// receiver's: an earlier view's PrepareOK or read confirmation, a
+	// StartView of a view since left, an answer to an earlier recovery
+	// (replay.go).
+	Replay float64
 }
 
 // DefaultFaults is a stormy mix that still lets a group make progress.
@@ -57,6 +63,7 @@ var DefaultFaults = Faults{
 	Gray:      0.005, GrayTicks: 1500,
 	Forge: 0.05,
 	Hold:  0.01, HoldTicks: 400,
+	Replay: 0.05,
 }
 
 // ErrFaults reports a fault mix out of range.
@@ -76,9 +83,10 @@ func (f Faults) Validate() error {
 			ErrFaults, f.Partition, f.Crash, f.ClockSkew)
 	case f.PartitionTicks < 1 || f.RestartTicks < 1:
 		return fmt.Errorf("%w: partition and restart durations must be at least 1 tick", ErrFaults)
-	case f.Gray < 0 || f.Gray > 1 || f.Forge < 0 || f.Forge > 1 || f.Hold < 0 || f.Hold > 0.1:
-		return fmt.Errorf("%w: gray %.3f, forge %.3f (both in [0, 1]), hold %.3f (in [0, 0.1])",
-			ErrFaults, f.Gray, f.Forge, f.Hold)
+	case f.Gray < 0 || f.Gray > 1 || f.Forge < 0 || f.Forge > 1 || f.Replay < 0 || f.Replay > 1 ||
+		f.Hold < 0 || f.Hold > 0.1:
+		return fmt.Errorf("%w: gray %.3f, forge %.3f, replay %.3f (each in [0, 1]), hold %.3f (in [0, 0.1])",
+			ErrFaults, f.Gray, f.Forge, f.Replay, f.Hold)
 	case (f.Gray > 0 && f.GrayTicks < 1) || (f.Hold > 0 && f.HoldTicks < 1) || f.HoldTicks > 100000:
 		return fmt.Errorf("%w: gray and hold durations must be at least 1 tick (hold at most 100000)", ErrFaults)
 	}
@@ -99,6 +107,7 @@ func (f Faults) draw(u func() float64) Faults {
 	d.Gray *= onHalf(u())
 	d.Forge *= onHalf(u())
 	d.Hold *= onHalf(u())
+	d.Replay *= onHalf(u())
 	return d
 }
 

@@ -58,6 +58,9 @@ func (inj *injector) step() {
 	if inj.mix.Forge > 0 && c.rng.Float64() < inj.mix.Forge {
 		inj.forger.forge()
 	}
+	if inj.mix.Replay > 0 && c.rng.Float64() < inj.mix.Replay {
+		inj.replay()
+	}
 	if c.n > 1 && c.rng.Float64() < inj.mix.Partition {
 		inj.hint()
 	}

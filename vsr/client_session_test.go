@@ -217,3 +217,28 @@ func TestClientSession_AgainstAGroupRetriesBusyRegistersAndRegistersAgainAfterEx
 	require.NoError(t, res.Err, "registered again")
 	assert.Equal(t, "3", nw.value(0, "a"))
 }
+
+// The registration's reply names the session; the client puts that name on
+// every later request, the write queued behind the registration included,
+// and takes the new name when it registers again after an expiry.
+func TestClientSession_RequestsCarryTheSessionTheRegistrationOpened(t *testing.T) {
+	c := uClient(t)
+	reg := sentRequest(t, mustSubmit(t, c, kv.PutOp("a", []byte("1")), messages.ReadMode_READ_MODE_LOG))
+	rep := uReply(9, reg.RequestNumber, 0, 0)
+	rep.Session = 17
+	write := sentRequest(t, c.Step(rep))
+	assert.Equal(t, uint64(17), write.Session, "the write queued behind the registration")
+	ok := uReply(9, write.RequestNumber, 0, 0)
+	require.NotNil(t, c.Step(ok).Done)
+	next := sentRequest(t, mustSubmit(t, c, kv.PutOp("b", []byte("2")), messages.ReadMode_READ_MODE_LOG))
+	assert.Equal(t, uint64(17), next.Session)
+
+	expired := uReply(9, next.RequestNumber, 0, 0)
+	expired.Error = messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED
+	require.ErrorIs(t, c.Step(expired).Done.Err, ErrSessionExpired)
+	again := sentRequest(t, mustSubmit(t, c, kv.PutOp("c", []byte("3")), messages.ReadMode_READ_MODE_LOG))
+	require.True(t, again.Register)
+	rep = uReply(9, again.RequestNumber, 0, 0)
+	rep.Session = 40
+	assert.Equal(t, uint64(40), sentRequest(t, c.Step(rep)).Session, "the new session's name")
+}

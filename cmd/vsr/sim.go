@@ -46,6 +46,7 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 		forge    = fs.Float64("forge", def.Faults.Forge, "largest chance per tick that a forged message with extreme fields is sent; on in about half the seeds")
 		hold     = fs.Float64("hold", def.Faults.Hold, "largest chance that a message is held back for up to -hold-ticks (<= 0.1); on in about half the seeds")
 		holdT    = fs.Int("hold-ticks", def.Faults.HoldTicks, "longest hold-back in ticks")
+		replay   = fs.Float64("replay", def.Faults.Replay, "largest chance per tick that an old message of another view than its receiver's is delivered again; on in about half the seeds")
 		bugs     = fs.String("bugs", "", "re-introduce known bugs (build with -tags vsrbugs): "+bugNames())
 		out      = fs.String("out", "sim-failures", "directory for the trace and visualisation of a failing seed")
 		traceN   = fs.Int("trace", def.TraceEvents, "events of a failing run to keep in its trace")
@@ -68,7 +69,7 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 	base := sim.Options{Clients: *clients, Keys: *keys, Ticks: *ticks, LivenessTicks: *liveness,
 		Faults: sim.Faults{Drop: *drop, Duplicate: *dup, MaxDelay: *delay, Partition: *part,
 			PartitionTicks: *partT, Crash: *crash, RestartTicks: *restartT, ClockSkew: *skew,
-			Gray: *grayP, GrayTicks: *grayT, Forge: *forge, Hold: *hold, HoldTicks: *holdT},
+			Gray: *grayP, GrayTicks: *grayT, Forge: *forge, Hold: *hold, HoldTicks: *holdT, Replay: *replay},
 		Bugs: bugSet, TraceEvents: *traceN, CheckTimeout: def.CheckTimeout}
 	var jobs []sim.Options
 	for _, n := range counts {

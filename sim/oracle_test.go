@@ -1,0 +1,112 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/vsr"
+)
+
+// Each oracle check fails on the event it names and stays quiet on the
+// honest run next to it.
+
+// oracleCluster is a scripted group of three that has committed a write.
+func oracleCluster(t *testing.T) *Cluster {
+	t.Helper()
+	c := scripted(t, 3)
+	out := c.do(t, 0, Input{Kind: OpPut, Key: "k0", Value: "v"}, messages.ReadMode_READ_MODE_LOG)
+	require.False(t, out.Unknown)
+	c.run(t, 50)
+	require.NoError(t, c.violation)
+	return c
+}
+
+func TestOracle_CommittedOpHeldByFewerThanAQuorumFails(t *testing.T) {
+	c := oracleCluster(t)
+	c.oracle.checkDurable()
+	require.NoError(t, c.violation, "every replica holds what was committed")
+
+	// Op 3 committed (say, by a primary that counted a stale ack) but held
+	// by no replica.
+	c.committed[3] = &messages.Entry{OpNumber: 3, ClientId: 77, RequestNumber: 9}
+	c.oracle.maxCommitted = 3
+	c.oracle.checkDurable()
+	require.Error(t, c.violation)
+	assert.Contains(t, c.violation.Error(), "committed op 3")
+}
+
+func TestOracle_DownReplicasCountAsHolders(t *testing.T) {
+	c := oracleCluster(t)
+	c.committed[3] = &messages.Entry{OpNumber: 3, ClientId: 77, RequestNumber: 9}
+	c.oracle.maxCommitted = 3
+	c.Crash(1)
+	c.Crash(2) // two down of three: beyond f, nothing is promised
+	c.oracle.checkDurable()
+	assert.NoError(t, c.violation)
+}
+
+func TestOracle_UntrueAckFails(t *testing.T) {
+	c := oracleCluster(t)
+	b := c.replicas[1]
+	c.process(1, vsr.Output{Messages: []vsr.Envelope{{To: 0, Msg: &messages.PrepareOK{
+		ClusterId: clusterID, View: b.View(), OpNumber: b.OpNumber(), Replica: 1}}}})
+	require.NoError(t, c.violation, "an ack of what the backup holds")
+	c.process(1, vsr.Output{Messages: []vsr.Envelope{{To: 0, Msg: &messages.PrepareOK{
+		ClusterId: clusterID, View: b.View(), OpNumber: b.OpNumber() + 1, Replica: 1}}}})
+	require.Error(t, c.violation)
+	assert.Contains(t, c.violation.Error(), "an ack must be true")
+}
+
+func TestOracle_RecoveringReplicaTakingPartFails(t *testing.T) {
+	c := oracleCluster(t)
+	c.Crash(2)
+	require.NoError(t, c.Restart(2))
+	require.Equal(t, vsr.StatusRecovering, c.replicas[2].Status())
+	c.process(2, vsr.Output{Messages: []vsr.Envelope{{To: 0, Msg: &messages.Recovery{ClusterId: clusterID, Replica: 2}}}})
+	require.NoError(t, c.violation, "asking to recover is its part")
+	c.process(2, vsr.Output{Messages: []vsr.Envelope{{To: 0, Msg: &messages.StartViewChange{
+		ClusterId: clusterID, View: 1, Replica: 2}}}})
+	require.Error(t, c.violation)
+	assert.Contains(t, c.violation.Error(), "takes no part")
+}
+
+func TestOracle_AnswerFromASupersededViewFails(t *testing.T) {
+	c := oracleCluster(t)
+	c.oracle.started = append(c.oracle.started, viewStart{view: 1, tick: 100}, viewStart{view: 4, tick: 200})
+	c.oracle.checkReply(0, 0, 99) // replicas act before clients in a tick: t=100 would be after
+	c.oracle.checkReply(0, 1, 150)
+	c.oracle.checkReply(0, 2, 199)
+	c.oracle.checkReply(0, 4, 500)
+	require.NoError(t, c.violation, "no later view had started when these were invoked")
+	c.oracle.checkReply(0, 1, 200)
+	require.Error(t, c.violation)
+	assert.Contains(t, c.violation.Error(), "view 4 started at t=200")
+}
+
+func TestReplay_OnlyMessagesOfAnotherViewThanTheReceiversAreReplayed(t *testing.T) {
+	a := newReplayArchive(3)
+	for v := uint64(0); v < replayViews+3; v++ {
+		a.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: v, OpNumber: 1}})
+		a.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: v, OpNumber: 2}})
+	}
+	a.keep(packet{from: clientBase, to: 0, msg: &messages.Request{}})
+	require.Len(t, a.byReplica[0], 1, "one kind, and no client message")
+	views := a.byReplica[0][0].views
+	require.Len(t, views, replayViews, "the last few views only")
+	assert.Equal(t, uint64(3), views[0].view)
+	assert.Equal(t, uint64(2), views[len(views)-1].p.msg.(*messages.PrepareOK).OpNumber, "the latest of each view")
+
+	c := scripted(t, 3)
+	c.archive.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: 0, OpNumber: 0}})
+	inj := newInjector(c)
+	inj.replay()
+	assert.Zero(t, c.stats.Faults["replay"], "replica 0 is in view 0: nothing of another view to replay")
+	c.archive.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: 3, OpNumber: 0}})
+	for k := 0; k < 50; k++ {
+		inj.replay()
+	}
+	assert.Positive(t, c.stats.Faults["replay"])
+}
