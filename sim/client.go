@@ -32,6 +32,7 @@ type client struct {
 	// group is up but over its pipeline, which is overload, not a loss of
 	// liveness (liveness.go).
 	busy bool
+	mode messages.ReadMode // of the operation in flight
 }
 
 // Workload shape, per tick and per operation.
@@ -126,7 +127,7 @@ func (cl *client) invoke(in Input, mode messages.ReadMode) {
 		cl.c.fail("client %d: %v", cl.k, err)
 		return
 	}
-	cl.input, cl.since, cl.output, cl.busy = in, cl.c.now, nil, false
+	cl.input, cl.since, cl.output, cl.busy, cl.mode = in, cl.c.now, nil, false, mode
 	cl.op = cl.c.history.Invoke(cl.k, in, int64(cl.c.now))
 	cl.c.stats.OpsInvoked++
 	cl.c.liveness.onInvoke(cl.k, cl.op)

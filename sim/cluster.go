@@ -193,10 +193,8 @@ func (c *Cluster) deliver(p packet) {
 		return // crashed or stopped: the message is lost
 	}
 	c.stats.Delivered++
-	if c.faults.Replay > 0 {
-		c.archive.keep(p)
-	}
 	c.trace.add(event{tick: c.now, what: "deliver", from: p.from, to: p.to, msg: p.msg})
+	c.oracle.delivered(int(p.to), p.from, p.msg)
 	c.process(int(p.to), r.Step(p.msg))
 }
 
@@ -223,6 +221,9 @@ func (c *Cluster) process(i int, out vsr.Output) {
 	}
 	for _, env := range out.Messages {
 		c.checkSize(i, env.Msg)
+		if c.faults.Replay > 0 && c.faulty {
+			c.archive.keep(packet{from: node(i), to: node(env.To), msg: env.Msg})
+		}
 		c.net.send(node(i), node(env.To), env.Msg, c.faulty)
 	}
 	for _, rep := range out.Replies {
@@ -263,6 +264,7 @@ func (c *Cluster) Restart(i int) error {
 		return fmt.Errorf("sim: replica %d is not down", i)
 	}
 	c.trace.add(event{tick: c.now, what: "restart", note: fmt.Sprintf("r%d", i)})
+	c.oracle.recovering[i] = true
 	return c.start(i, true)
 }
 

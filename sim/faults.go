@@ -63,7 +63,7 @@ var DefaultFaults = Faults{
 	Gray:      0.005, GrayTicks: 1500,
 	Forge: 0.05,
 	Hold:  0.01, HoldTicks: 400,
-	Replay: 0.05,
+	Replay: 0.1,
 }
 
 // ErrFaults reports a fault mix out of range.

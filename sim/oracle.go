@@ -29,6 +29,8 @@ import (
 //     Recovery and requests for committed state, and answer no client.
 //   - An operation is answered from a view no later view had started
 //     before it was invoked (checkReply says why).
+//   - Commits, linearizable reads and recoveries rest on what peers really
+//     said (oracle_quorum.go).
 type oracle struct {
 	c *Cluster
 	// started holds each rise of the highest view any replica was normal
@@ -37,6 +39,11 @@ type oracle struct {
 	// maxCommitted is the highest op number any replica committed.
 	maxCommitted uint64
 	floors       []uint64 // scratch for checkDurable
+	// witnesses, recoveries and recovering hold, per replica, what the
+	// quorum checks need (oracle_quorum.go).
+	witnesses  []quorumWitness
+	recoveries []recoveryStart
+	recovering []bool
 }
 
 type viewStart struct {
@@ -45,7 +52,8 @@ type viewStart struct {
 }
 
 func newOracle(c *Cluster) *oracle {
-	o := &oracle{c: c}
+	o := &oracle{c: c, witnesses: make([]quorumWitness, c.n), recoveries: make([]recoveryStart, c.n),
+		recovering: make([]bool, c.n)}
 	o.started = []viewStart{{view: 0, tick: 0}}
 	return o
 }
@@ -57,7 +65,15 @@ func (o *oracle) afterStep(i int, out vsr.Output) {
 		o.started = append(o.started, viewStart{view: r.View(), tick: c.now})
 	}
 	recovering := r.Status() == vsr.StatusRecovering
+	if o.recovering[i] && !recovering {
+		o.checkRecovered(i)
+	}
+	o.recovering[i] = recovering
 	for _, env := range out.Messages {
+		o.sent(i, env.Msg)
+		if m, ok := env.Msg.(*messages.Recovery); ok {
+			o.noteRecovery(i, m)
+		}
 		switch m := env.Msg.(type) {
 		case *messages.Recovery, *messages.GetState, *messages.GetCheckpoint,
 			*messages.NewState, *messages.CheckpointChunk:
@@ -77,8 +93,16 @@ func (o *oracle) afterStep(i int, out vsr.Output) {
 	if recovering && len(out.Replies) > 0 {
 		c.fail("oracle: replica %d answered a client while recovering", i)
 	}
+	for _, rep := range out.Replies {
+		if k, ok := c.readReply(rep); ok {
+			o.checkReadQuorum(i, k, c.clients[k].since)
+		}
+	}
 	for _, e := range out.Committed {
-		o.maxCommitted = max(o.maxCommitted, e.OpNumber)
+		if e.OpNumber > o.maxCommitted {
+			o.checkFirstCommit(i, e)
+			o.maxCommitted = e.OpNumber
+		}
 	}
 }
 

@@ -86,23 +86,42 @@ func TestOracle_AnswerFromASupersededViewFails(t *testing.T) {
 	assert.Contains(t, c.violation.Error(), "view 4 started at t=200")
 }
 
-func TestReplay_OnlyMessagesOfAnotherViewThanTheReceiversAreReplayed(t *testing.T) {
+func TestReplay_ArchiveKeepsTheFirstAndLatestOfEachOfTheLastViews(t *testing.T) {
 	a := newReplayArchive(3)
-	for v := uint64(0); v < replayViews+3; v++ {
-		a.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: v, OpNumber: 1}})
-		a.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: v, OpNumber: 2}})
+	for v := uint64(0); v < replayKeys+3; v++ {
+		for op := uint64(1); op <= replayPerKey+5; op++ {
+			a.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: v, OpNumber: op}})
+		}
 	}
 	a.keep(packet{from: clientBase, to: 0, msg: &messages.Request{}})
 	require.Len(t, a.byReplica[0], 1, "one kind, and no client message")
-	views := a.byReplica[0][0].views
-	require.Len(t, views, replayViews, "the last few views only")
-	assert.Equal(t, uint64(3), views[0].view)
-	assert.Equal(t, uint64(2), views[len(views)-1].p.msg.(*messages.PrepareOK).OpNumber, "the latest of each view")
+	keys := a.byReplica[0][0].keys
+	require.Len(t, keys, replayKeys, "the last few views only")
+	assert.Equal(t, uint64(3), keys[0].view)
+	got := keys[len(keys)-1].packets
+	require.Len(t, got, replayPerKey)
+	assert.Equal(t, uint64(1), got[0].msg.(*messages.PrepareOK).OpNumber, "the first of a view")
+	assert.Equal(t, uint64(replayPerKey+5), got[replayPerKey-1].msg.(*messages.PrepareOK).OpNumber, "and the latest")
+	assert.Len(t, a.stale(0, a.byReplica[0][0], replayKeys+2), (replayKeys-1)*replayPerKey, "all but the receiver's view")
+}
 
+func TestReplay_RecoveryAnswersAreStaleByNonce(t *testing.T) {
+	a := newReplayArchive(3)
+	a.keep(packet{from: 0, to: 1, msg: &messages.Recovery{Nonce: 5}})
+	a.keep(packet{from: 1, to: 0, msg: &messages.RecoveryResponse{View: 2, Nonce: 5}})
+	a.keep(packet{from: 1, to: 0, msg: &messages.RecoveryResponse{View: 2, Nonce: 9}})
+	stale := a.stale(0, a.byReplica[0][0], 2)
+	require.Len(t, stale, 1, "same view, but another recovery's nonce")
+	assert.Equal(t, uint64(9), stale[0].msg.(*messages.RecoveryResponse).Nonce)
+}
+
+func TestReplay_NothingOfTheReceiversOwnViewIsReplayed(t *testing.T) {
 	c := scripted(t, 3)
 	c.archive.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: 0, OpNumber: 0}})
 	inj := newInjector(c)
-	inj.replay()
+	for k := 0; k < 50; k++ {
+		inj.replay()
+	}
 	assert.Zero(t, c.stats.Faults["replay"], "replica 0 is in view 0: nothing of another view to replay")
 	c.archive.keep(packet{from: 1, to: 0, msg: &messages.PrepareOK{View: 3, OpNumber: 0}})
 	for k := 0; k < 50; k++ {
