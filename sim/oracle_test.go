@@ -129,3 +129,59 @@ func TestReplay_NothingOfTheReceiversOwnViewIsReplayed(t *testing.T) {
 	}
 	assert.Positive(t, c.stats.Faults["replay"])
 }
+
+func TestOracle_FirstCommitWithoutAcksOfThePrimarysViewFails(t *testing.T) {
+	c := oracleCluster(t)
+	p := c.Primary()
+	require.GreaterOrEqual(t, p, 0)
+	e := &messages.Entry{OpNumber: c.replicas[p].OpNumber() + 1}
+	w := c.oracle.witness(p)
+	backup := (p + 1) % c.n
+	w.acked[backup] = e.OpNumber
+	c.oracle.checkFirstCommit(p, e)
+	require.NoError(t, c.violation, "one backup of view %d holds it: f = 1", w.view)
+	w.acked[backup] = e.OpNumber - 1
+	c.oracle.checkFirstCommit(p, e)
+	require.Error(t, c.violation)
+	assert.Contains(t, c.violation.Error(), "fewer than f = 1")
+}
+
+func TestOracle_AcksOfAnotherViewOrSenderAreNotWitnessed(t *testing.T) {
+	c := oracleCluster(t)
+	p := c.Primary()
+	b := (p + 1) % c.n
+	v := c.replicas[p].View()
+	c.oracle.delivered(p, node(b), &messages.PrepareOK{View: v + 3, OpNumber: 9, Replica: uint32(b)})
+	c.oracle.delivered(p, node((b+1)%c.n), &messages.PrepareOK{View: v, OpNumber: 9, Replica: uint32(b)})
+	c.oracle.delivered(p, node(b), &messages.ConfirmViewOK{View: v + 3, Round: 9, Replica: uint32(b)})
+	w := c.oracle.witness(p)
+	assert.Less(t, w.acked[b], uint64(9), "another view's ack, or one sent by someone else in b's name")
+	assert.Zero(t, w.answered[b])
+	c.oracle.delivered(p, node(b), &messages.PrepareOK{View: v, OpNumber: 9, Replica: uint32(b)})
+	assert.Equal(t, uint64(9), w.acked[b])
+}
+
+func TestOracle_ReadAnsweredWithoutARoundSinceItsInvocationFails(t *testing.T) {
+	c := oracleCluster(t)
+	p := c.Primary()
+	w := c.oracle.witness(p)
+	w.rounds = []sentRound{{round: 1, tick: 10}, {round: 2, tick: 20}}
+	w.answered[(p+1)%c.n] = 2
+	c.oracle.checkReadQuorum(p, 0, 15)
+	require.NoError(t, c.violation, "round 2 went out after the read and a backup answered it")
+	w.answered[(p+1)%c.n] = 1
+	c.oracle.checkReadQuorum(p, 0, 15)
+	require.Error(t, c.violation, "only round 1, sent before the read, was answered")
+}
+
+func TestOracle_RecoveryIntoAStateOlderThanItsStartFails(t *testing.T) {
+	c := oracleCluster(t)
+	r := c.replicas[1]
+	c.oracle.recoveries[1] = recoveryStart{nonce: 7, view: r.View(), committed: r.OpNumber()}
+	c.oracle.checkRecovered(1)
+	require.NoError(t, c.violation)
+	c.oracle.recoveries[1] = recoveryStart{nonce: 7, view: r.View() + 1, committed: r.OpNumber()}
+	c.oracle.checkRecovered(1)
+	require.Error(t, c.violation)
+	assert.Contains(t, c.violation.Error(), "older than the group when its recovery began")
+}
