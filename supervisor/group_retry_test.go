@@ -121,8 +121,10 @@ func TestRetriedRequestExecutesOnce(t *testing.T) {
 	p, _ := waitPrimary(t, g, -1)
 	reg := raw.request(1, nil)
 	reg.Register = true
-	raw.ask(p, reg)
+	session := raw.ask(p, reg).GetSession() // the registration names the session
+	require.NotZero(t, session)
 	req := raw.request(2, kv.PutIfAbsentOp("once", []byte("first")))
+	req.Session = session
 	for range 3 {
 		raw.send(p, req) // retries straight to the primary, back to back
 	}
@@ -183,6 +185,7 @@ func TestRetriedRequestExecutesOnce(t *testing.T) {
 	// Once a later request of the client has executed, request 2 is older
 	// than the client table's entry: it is dropped, never executed again.
 	req2 := raw.request(3, kv.PutOp("other", []byte("x")))
+	req2.Session = session
 	require.False(t, decode(t, raw.ask(p, req2).GetResult()).GetFound())
 	raw.send(p, req)
 	_, found = read(t, c, "once") // sent after the retry, so served after it
