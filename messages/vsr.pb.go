@@ -340,7 +340,9 @@ type Reply struct {
 	Replica uint32 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
 	// True for a READ_MODE_STALE reply.
 	Stale bool `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
-	// On the reply to a registration: the session it opened (Request.session).
+	// The session the request ran in (Request.session); on the reply to a
+	// registration, the session it opened, which the client puts on its later
+	// requests. Zero when the client has no session.
 	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

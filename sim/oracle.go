@@ -71,12 +71,10 @@ func (o *oracle) afterStep(i int, out vsr.Output) {
 	o.recovering[i] = recovering
 	for _, env := range out.Messages {
 		o.sent(i, env.Msg)
-		if m, ok := env.Msg.(*messages.Recovery); ok {
-			o.noteRecovery(i, m)
-		}
 		switch m := env.Msg.(type) {
-		case *messages.Recovery, *messages.GetState, *messages.GetCheckpoint,
-			*messages.NewState, *messages.CheckpointChunk:
+		case *messages.Recovery:
+			o.noteRecovery(i, m)
+		case *messages.GetState, *messages.GetCheckpoint, *messages.NewState, *messages.CheckpointChunk:
 			// A recovering replica may ask for committed state, and pass on
 			// committed state it holds: no vote rests on either.
 		case *messages.PrepareOK:

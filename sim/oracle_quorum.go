@@ -32,7 +32,9 @@ type quorumWitness struct {
 	primary  bool
 	acked    []uint64 // per backup: the largest op of its PrepareOKs of this view
 	answered []uint64 // per backup: the largest round of its ConfirmViewOKs of this view
-	rounds   []sentRound
+	// rounds grows by one per read round of this view: a simulated run is
+	// a few thousand ticks, so at most a few hundred.
+	rounds []sentRound
 }
 
 // sentRound is a read round the primary started, and when.

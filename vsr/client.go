@@ -195,7 +195,7 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 		res.Err = ErrTooLarge
 	case messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED:
 		res.Err = ErrSessionExpired
-		c.registered = false
+		c.registered, c.session = false, 0
 	default:
 		res.Err = ErrInvalidRequest
 	}

@@ -238,6 +238,7 @@ func TestClientSession_RequestsCarryTheSessionTheRegistrationOpened(t *testing.T
 	require.ErrorIs(t, c.Step(expired).Done.Err, ErrSessionExpired)
 	again := sentRequest(t, mustSubmit(t, c, kv.PutOp("c", []byte("3")), messages.ReadMode_READ_MODE_LOG))
 	require.True(t, again.Register)
+	assert.Zero(t, again.Session, "a registration names no session")
 	rep = uReply(9, again.RequestNumber, 0, 0)
 	rep.Session = 40
 	assert.Equal(t, uint64(40), sentRequest(t, c.Step(rep)).Session, "the new session's name")

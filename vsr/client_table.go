@@ -56,18 +56,8 @@ func (t *clientTable) executed(c uint64) *clientSession { return t.sessions[c] }
 // the session is named op. A session the client had is replaced, and the
 // requests of the old one are refused from now on.
 func (t *clientTable) open(c, s, op uint64) {
-	sess := t.sessions[c]
-	if sess == nil {
-		sess = &clientSession{clientID: c}
-		t.sessions[c] = sess
-		sess.elem = t.byAge.PushBack(sess)
-	} else {
-		t.byAge.MoveToBack(sess.elem)
-	}
-	sess.session, sess.requestNumber, sess.result, sess.lastOp = op, s, nil, op
-	if t.inProgress[c] <= s {
-		delete(t.inProgress, c)
-	}
+	t.record(c, s, op, nil)
+	t.sessions[c].session = op
 }
 
 // record notes that client c's request s executed at op with result, in the
@@ -83,14 +73,12 @@ func (t *clientTable) record(c, s, op uint64, result []byte) {
 		t.byAge.MoveToBack(sess.elem)
 	}
 	sess.requestNumber, sess.result, sess.lastOp = s, result, op
-	if t.inProgress[c] <= s {
-		delete(t.inProgress, c)
-	}
+	t.forget(c, s)
 }
 
-// forget notes that client c's request s left the pipeline without running
-// (its session was gone), so that a retry is answered rather than taken for
-// a request still in the log.
+// forget notes that client c's request s left the pipeline (executed, or
+// refused because its session was gone), so that a retry is answered rather
+// than taken for a request still in the log.
 func (t *clientTable) forget(c, s uint64) {
 	if t.inProgress[c] <= s {
 		delete(t.inProgress, c)
@@ -170,11 +158,13 @@ func sessionOf(e *messages.Entry) uint64 {
 	return e.Session
 }
 
-// latest reports whether e is the latest request its client executed, in
-// the session it ran in: a retry of it gets the stored result.
-func (t *clientTable) latest(e *messages.Entry) bool {
-	s := t.sessions[e.ClientId]
-	return s != nil && s.session == sessionOf(e) && s.requestNumber == e.RequestNumber
+// latest returns the session of e's client if e is the latest request it
+// executed in that session (a retry of it gets the stored result), or nil.
+func (t *clientTable) latest(e *messages.Entry) *clientSession {
+	if s := t.sessions[e.ClientId]; s != nil && s.session == sessionOf(e) && s.requestNumber == e.RequestNumber {
+		return s
+	}
+	return nil
 }
 
 // len is the number of open sessions.

@@ -286,7 +286,7 @@ func (r *Replica) commitUpTo(k uint64) {
 		if fresh && r.status == StatusNormal && r.isPrimary() {
 			reply := &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
 				RequestNumber: e.RequestNumber, Result: result, Error: replyErr}
-			if s := r.clientTable.executed(e.ClientId); e.Register && s != nil {
+			if s := r.clientTable.executed(e.ClientId); s != nil {
 				reply.Session = s.session
 			}
 			if proto.Size(reply) > r.cfg.MaxMessageBytes-messageOverhead {

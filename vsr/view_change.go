@@ -223,8 +223,7 @@ func (r *Replica) startView() {
 // get the stored reply when they retry.
 func (r *Replica) answerCaughtUp(from uint64) {
 	for _, e := range r.entriesFrom(max(from, r.logBase)+1, r.commitNumber) {
-		if r.clientTable.latest(e) {
-			s := r.clientTable.executed(e.ClientId)
+		if s := r.clientTable.latest(e); s != nil {
 			r.reply(e.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
 				RequestNumber: e.RequestNumber, Result: s.result, Session: s.session})
 		}
