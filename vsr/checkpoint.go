@@ -76,6 +76,10 @@ func (res CheckpointResult) Encoded() []byte {
 	return append(append([]byte{}, res.head...), res.state...)
 }
 
+// Parts returns the encoding as its two parts, head then state, without
+// copying: a caller that writes the checkpoint to disk writes both.
+func (res CheckpointResult) Parts() (head, state []byte) { return res.head, res.state }
+
 // Run encodes the checkpoint and hashes it. A panic in the state machine's
 // encoding is returned as an error: the replica then keeps its log whole
 // until the next checkpoint, rather than the caller's goroutine dying.
@@ -202,6 +206,7 @@ func (r *Replica) installCheckpoint(cp *messages.Checkpoint, encoded, digest []b
 	r.checkpointServedAt = 0
 	r.checkpointPending = 0
 	r.checkpointsInstalled++
+	r.out.InstalledCheckpoint = &SavedCheckpoint{OpNumber: cp.OpNumber, Encoded: encoded}
 	return true
 }
 

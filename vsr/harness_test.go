@@ -55,6 +55,8 @@ type network struct {
 	// sessions holds the session each client's registration opened, from
 	// the replies: step puts it on the client's later requests.
 	sessions map[uint64]uint64
+	// disks[i] is what replica i made durable, from its outputs.
+	disks []*testDisk
 }
 
 type heldJob struct {
@@ -75,6 +77,7 @@ func newNetwork(t *testing.T, n int, opts ...func(*Config)) *network {
 		largest: map[string]int{}, sessions: map[uint64]uint64{}}
 	for i := 0; i < n; i++ {
 		nw.cut[i] = make([]bool, n)
+		nw.disks = append(nw.disks, &testDisk{})
 		store := kv.NewStore()
 		r, err := New(nw.config(n, i, store, false))
 		require.NoError(t, err)
@@ -100,6 +103,8 @@ func (nw *network) config(n, i int, sm statemachine.StateMachine, recovering boo
 // (or held).
 func (nw *network) take(from int, out Output) {
 	nw.t.Helper()
+	nw.disks[from].apply(nw.t, out)
+	nw.disks[from].requireHolds(nw.t, nw.replicas[from])
 	limit := nw.replicas[from].cfg.MaxMessageBytes
 	for _, env := range out.Messages {
 		require.NotEqual(nw.t, from, env.To, "replica %d sent a message to itself", from)
@@ -132,7 +137,9 @@ func (nw *network) take(from int, out Output) {
 		if nw.holdCheckpoints {
 			nw.jobs = append(nw.jobs, heldJob{replica: from, r: nw.replicas[from], job: job})
 		} else {
-			nw.take(from, nw.replicas[from].CheckpointDone(job.Run()))
+			res := job.Run()
+			nw.disks[from].saveCheckpoint(res)
+			nw.take(from, nw.replicas[from].CheckpointDone(res))
 		}
 	}
 }
@@ -145,7 +152,9 @@ func (nw *network) runCheckpoints() {
 	nw.jobs = nil
 	for _, j := range jobs {
 		if nw.replicas[j.replica] == j.r {
-			nw.take(j.replica, j.r.CheckpointDone(j.job.Run()))
+			res := j.job.Run()
+			nw.disks[j.replica].saveCheckpoint(res)
+			nw.take(j.replica, j.r.CheckpointDone(res))
 		}
 	}
 }
@@ -259,6 +268,7 @@ func (nw *network) restart(i int) {
 	store := kv.NewStore()
 	r, err := New(nw.config(len(nw.replicas), i, store, true))
 	require.NoError(nw.t, err)
+	nw.disks[i] = &testDisk{} // it lost its disk too
 	nw.replicas[i] = r
 	nw.stores[i] = store
 }

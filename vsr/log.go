@@ -46,6 +46,7 @@ func (r *Replica) appendEntry(e *messages.Entry) { r.appendSized(e, entrySize(e)
 
 // appendSized is appendEntry for an entry whose size is known.
 func (r *Replica) appendSized(e *messages.Entry, size int) {
+	r.changedFrom(e.OpNumber)
 	r.log = append(r.log, e)
 	r.sizes = append(r.sizes, int32(size))
 	r.uncommittedBytes += size
@@ -63,6 +64,7 @@ func (r *Replica) truncateAfter(op uint64) {
 		return
 	}
 	k := max(op, r.logBase) - r.logBase
+	r.changedFrom(r.logBase + k + 1)
 	for _, size := range r.sizes[k:] {
 		r.uncommittedBytes -= int(size)
 	}
@@ -90,6 +92,27 @@ func (r *Replica) discardThrough(op uint64) {
 // op came from a checkpoint.
 func (r *Replica) resetLog(op uint64) {
 	r.log, r.sizes, r.logBase, r.uncommittedBytes = nil, nil, op, 0
+	r.logChangedFrom = op + 1 // the checkpoint at op holds what came before
+}
+
+// changedFrom notes that the log slot of op changed: the next output asks
+// the caller to store the log from there on (see Output.LogFrom).
+func (r *Replica) changedFrom(op uint64) {
+	if r.logChangedFrom == 0 || op < r.logChangedFrom {
+		r.logChangedFrom = op
+	}
+}
+
+// takeLogChange moves the log's change since the last output into out.
+// Slots below the window were trimmed into a checkpoint the caller saved
+// before the trim, so the change starts at the window at the earliest.
+func (r *Replica) takeLogChange(out *Output) {
+	if r.logChangedFrom == 0 {
+		return
+	}
+	out.LogFrom = max(r.logChangedFrom, r.logBase+1)
+	out.Entries = r.entriesFrom(out.LogFrom, r.opNumber())
+	r.logChangedFrom = 0
 }
 
 // uncommittedSuffix is the entries after the commit number.

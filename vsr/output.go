@@ -19,23 +19,50 @@ type ClientReply struct {
 	Reply *messages.Reply
 }
 
-// HardState is what a replica would write to stable storage to survive a
-// restart without running recovery. VR Revisited does not need it (a restarted
-// replica recovers from its peers, section 4.3), and this library does not
-// read it back yet; it is reported so that a caller can keep a durable record.
+// HardState is the part of a replica's state, beside its log and its
+// checkpoint, that a replica keeping a disk writes so that it can restart
+// without running recovery (see Restart). VR Revisited does not need it: a
+// replica without a disk recovers from its peers (paper section 4.3).
 type HardState struct {
 	View           uint64
 	LastNormalView uint64
 	CommitNumber   uint64
+	// Recovering is set while the replica runs recovery: it lost state it
+	// may have acknowledged, and must not trust what it holds until
+	// recovery ends, even across another restart.
+	Recovering bool
 }
 
-// Output is what a replica asks its caller to do after one Step or Tick. The
-// caller must carry it out in this order: write HardState (if it keeps one),
-// then send Messages, then send Replies.
+// SavedCheckpoint is a checkpoint a replica installed from a peer, encoded
+// (a messages.Checkpoint).
+type SavedCheckpoint struct {
+	OpNumber uint64
+	Encoded  []byte
+}
+
+// Output is what a replica asks its caller to do after one Step or Tick. A
+// caller that keeps a disk must carry it out in this order: make
+// InstalledCheckpoint, then the log change (LogFrom and Entries) and
+// HardState durable; only then send Messages, then Replies. That order is
+// what makes every message a promise the replica keeps across a crash: a
+// PrepareOK is sent only once its entries are durable, a StartViewChange or
+// DoViewChange only once its view is, a reply only once the commit number
+// that covers it is. A caller without a disk sends at once.
 type Output struct {
-	// HardState is set when the view, last normal view or commit number
-	// changed.
+	// HardState is set when the view, last normal view, commit number or
+	// recovering flag changed.
 	HardState *HardState
+	// LogFrom, when not zero, is the first op number whose log slot changed
+	// in this step: the stored log from LogFrom on must be replaced by
+	// Entries (numbered LogFrom, LogFrom+1, ...; empty when the log was only
+	// cut). Entries are shared with the log: callers must not modify them.
+	LogFrom uint64
+	Entries []*messages.Entry
+	// InstalledCheckpoint is a checkpoint this replica fetched from a peer
+	// and installed in this step; the log after it starts at LogFrom. A
+	// checkpoint the replica encoded itself comes back through
+	// CheckpointDone instead, and its caller saves it before that call.
+	InstalledCheckpoint *SavedCheckpoint
 	// Messages go to other replicas, in order.
 	Messages []Envelope
 	// Replies go to clients.
@@ -56,6 +83,6 @@ type Output struct {
 
 // IsEmpty reports whether there is nothing to do.
 func (o Output) IsEmpty() bool {
-	return o.HardState == nil && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0 &&
+	return o.HardState == nil && o.LogFrom == 0 && o.InstalledCheckpoint == nil && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0 &&
 		o.Checkpoint == nil
 }

@@ -30,6 +30,9 @@ type Replica struct {
 	// uncommittedBytes is what the entries past the commit number weigh in
 	// a message: the primary keeps it within the pipeline's budget.
 	uncommittedBytes int
+	// logChangedFrom is the first op number whose log slot changed since
+	// the last output, or 0 (see Output.LogFrom).
+	logChangedFrom uint64
 	// checkpoint is the latest encoded checkpoint; checkpointPending names
 	// the op of the one being encoded by the caller, if any.
 	checkpoint           *checkpoint
@@ -75,6 +78,21 @@ type Replica struct {
 // recovering status; otherwise it starts normal in view 0 with an empty log,
 // as every member of a new group does.
 func New(cfg Config) (*Replica, error) {
+	r, err := newReplica(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Recovering {
+		r.startRecovery()
+	} else {
+		r.becomeNormal()
+	}
+	r.out = Output{} // New returns no output; a recovering replica asks on its first Tick.
+	return r, nil
+}
+
+// newReplica makes a replica with an empty log, in no status yet.
+func newReplica(cfg Config) (*Replica, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,12 +107,6 @@ func New(cfg Config) (*Replica, error) {
 		clientTable: newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),
 	}
 	r.heartbeat.start(cfg.HeartbeatTicks)
-	if cfg.Recovering {
-		r.startRecovery()
-	} else {
-		r.becomeNormal()
-	}
-	r.out = Output{} // New returns no output; a recovering replica asks on its first Tick.
 	return r, nil
 }
 
@@ -222,11 +234,13 @@ func (r *Replica) flush() {
 }
 
 func (r *Replica) takeOutput() Output {
-	hs := HardState{View: r.viewNumber, LastNormalView: r.lastNormalView, CommitNumber: r.commitNumber}
+	hs := HardState{View: r.viewNumber, LastNormalView: r.lastNormalView, CommitNumber: r.commitNumber,
+		Recovering: r.status == StatusRecovering}
 	if hs != r.hardState {
 		r.hardState = hs
 		r.out.HardState = &hs
 	}
+	r.takeLogChange(&r.out)
 	out := r.out
 	r.out = Output{}
 	return out

@@ -37,6 +37,7 @@ func TestRestartedReplicaAnswersNothingUntilRecovered(t *testing.T) {
 		}
 		for _, m := range silent {
 			out := r1.Step(m)
+			nw.disks[1].apply(t, out)
 			require.Empty(t, out.Messages, "n=%d: a recovering replica answers no %T", n, m)
 			require.Empty(t, out.Replies, "n=%d", n)
 		}

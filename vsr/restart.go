@@ -1,0 +1,134 @@
+package vsr
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+)
+
+// Restart from a disk. VR Revisited keeps no disk: a restarted replica
+// recovers from its peers (section 4.3), and section 5.1 notes that a
+// replica that keeps a checkpoint on disk need only fetch what follows it.
+// A replica that keeps everything it promised on disk (its caller made the
+// log, the view and the commit number durable before every message, see
+// Output) has, after a crash, broken no promise: restarting it is, to its
+// peers, the same as hearing from it again after a long pause. So a replica
+// whose disk is intact comes back in the view and status it had, with no
+// recovery round (as in TigerBeetle, whose replicas open their journal and
+// rejoin in their durable view).
+//
+// A replica whose disk lost or corrupted part of what it wrote cannot tell
+// which of its acknowledgements it still backs: "Protocol-Aware Recovery for
+// Consensus-Based Storage" (Alagappan et al., FAST 2018) shows that such a
+// replica must not vote or acknowledge with what it no longer has. It keeps
+// only its committed prefix (committed ops are the same in every log, so
+// they need no one's word) and runs VR recovery for the rest, answering
+// nothing until recovery ends. The recovering flag is made durable first,
+// so that a crash during recovery restarts recovery rather than trusting a
+// half-learned state.
+
+// DurableState is what a replica's disk held when it restarted.
+type DurableState struct {
+	HardState HardState
+	// Checkpoint is the latest checkpoint on disk, encoded (a
+	// messages.Checkpoint), or nil.
+	Checkpoint []byte
+	// Entries is the log after the checkpoint, with contiguous op numbers
+	// from the checkpoint's op + 1 (or 1).
+	Entries []*messages.Entry
+	// Damaged says that the disk lost or corrupted part of what the replica
+	// wrote; the fields above then hold only what came before the damage.
+	Damaged bool
+}
+
+// ErrDurableState is returned by Restart for a durable state that cannot be
+// a replica's: a checkpoint that does not decode, or a log that does not
+// follow it.
+var ErrDurableState = errors.New("vsr: durable state is inconsistent")
+
+// Restart makes a replica from its durable state. cfg.Recovering is
+// ignored: Restart decides. The state machine must be new and empty.
+//
+// With an intact disk the replica comes back normal in its view if it was
+// normal there, or in view-change status in its view otherwise. With a
+// damaged disk, or one written while it was recovering, it keeps its
+// committed prefix and recovers.
+//
+// The returned Output holds what the caller must make durable before the
+// replica takes any step: for a recovering replica, that it is recovering
+// and that its log ends at its commit number.
+func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
+	cfg.Recovering = false
+	r, err := newReplica(cfg)
+	if err != nil {
+		return nil, Output{}, err
+	}
+	if err := r.restore(d); err != nil {
+		return nil, Output{}, err
+	}
+	r.hardState = d.HardState
+	if r.trusts(d) {
+		r.rejoin(d.HardState)
+		return r, r.takeOutput(), nil
+	}
+	if r.opNumber() > r.commitNumber {
+		r.truncateAfter(r.commitNumber)
+	}
+	r.startRecovery()
+	return r, r.takeOutput(), nil
+}
+
+// trusts reports whether the restored state may be used as the replica's
+// own: nothing was damaged, recovery was not under way, and the commit
+// number does not point past the log.
+func (r *Replica) trusts(d DurableState) bool {
+	return !d.Damaged && !d.HardState.Recovering && d.HardState.CommitNumber <= r.opNumber()
+}
+
+// restore loads the checkpoint and the log, and executes the committed
+// ops, as the replica did before it stopped. Nothing it does is told to
+// anyone: replies and checkpoint jobs it makes are dropped.
+func (r *Replica) restore(d DurableState) error {
+	r.status = StatusRecovering // no primary's or backup's duties while replaying
+	if d.Checkpoint != nil {
+		var cp messages.Checkpoint
+		if err := proto.Unmarshal(d.Checkpoint, &cp); err != nil || !validCheckpoint(&cp, cp.OpNumber) {
+			return fmt.Errorf("%w: the checkpoint does not decode", ErrDurableState)
+		}
+		if err := r.sm.Restore(cp.State); err != nil {
+			return fmt.Errorf("%w: the state machine refused the checkpoint: %w", ErrDurableState, err)
+		}
+		r.clientTable.restore(cp.ClientTable)
+		digest := sha256.Sum256(d.Checkpoint)
+		r.checkpoint = &checkpoint{opNumber: cp.OpNumber, head: d.Checkpoint, digest: digest[:]}
+		r.logBase, r.commitNumber = cp.OpNumber, cp.OpNumber
+	}
+	for _, e := range d.Entries {
+		if e == nil || e.OpNumber != r.opNumber()+1 {
+			return fmt.Errorf("%w: the log does not follow op %d", ErrDurableState, r.opNumber())
+		}
+		r.appendEntry(e)
+	}
+	r.commitUpTo(min(d.HardState.CommitNumber, r.opNumber()))
+	r.out, r.logChangedFrom, r.checkpointPending = Output{}, 0, 0
+	return nil
+}
+
+// rejoin puts a replica whose disk is intact back in the view it had.
+func (r *Replica) rejoin(hs HardState) {
+	r.viewNumber, r.lastNormalView = hs.View, min(hs.LastNormalView, hs.View)
+	if r.lastNormalView == r.viewNumber {
+		r.becomeNormal()
+		return
+	}
+	// It voted for this view: it says so again, and waits for the view
+	// change to end or time out.
+	r.enterView(hs.View)
+	r.status = StatusViewChange
+	r.viewChange.started = true
+	r.election.start(r.cfg.ViewChangeTicks + r.jitter())
+}
