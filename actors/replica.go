@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vsrgo/vsr/messages"
 	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/storage"
 	"github.com/vsrgo/vsr/vsr"
 )
 
@@ -56,6 +58,13 @@ type ReplicaConfig struct {
 	// inbound queue full for peers only). It must be cheap and must not
 	// block; nil costs one comparison per message.
 	DropInbound func(m proto.Message) bool
+	// OpenStore, if set, opens the replica's durable storage; it is called
+	// at every start of an instance, which loads what the store holds and
+	// comes back from it (see vsr.Restart): an instance that replaces a
+	// failed one restarts from disk instead of running recovery. The store
+	// is closed when the instance stops. Nil keeps everything in memory,
+	// the paper's design: a restarted replica then recovers from its peers.
+	OpenStore func() (storage.Store, error)
 }
 
 // Event is a change in a replica's status or view.
@@ -67,6 +76,12 @@ type Event struct {
 	// Restarted is set on the first event of an instance that replaced a
 	// stopped or failed one: it runs recovery.
 	Restarted bool
+	// FromDisk is set on the first event of an instance that came back from
+	// its durable storage (Status says whether it trusted it or recovers).
+	FromDisk bool
+	// Failed is set when the replica stopped for good because its storage
+	// failed: it acknowledged nothing that was not written.
+	Failed error
 }
 
 // ReplicaStatus answers a StatusQuery.
@@ -165,6 +180,12 @@ type replicaActor struct {
 	// digestWaiters are the status queries waiting for the digest being
 	// computed (see respondStatus).
 	digestWaiters []digestWaiter
+	// store and persister are set when the replica keeps a disk
+	// (ReplicaConfig.OpenStore); compacted is the op through which the
+	// store was last allowed to compact.
+	store     storage.Store
+	persister *persister
+	compacted uint64
 }
 
 // Receive dispatches on the message type: lifecycle, timer, status and crash
@@ -175,6 +196,9 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		a.start(ctx)
 	case *actor.Stopping, *actor.Restarting:
 		a.gen = 0 // any tick still in flight is now stale
+		a.closeStore()
+	case *storageFailed:
+		a.onStorageFailed(ctx, m)
 	case *tick:
 		a.onTick(ctx, m)
 	case *checkpointDone:
@@ -247,14 +271,27 @@ func (a *replicaActor) onPeerDown(ctx actor.Context, m *PeerDown) {
 	}
 }
 
-// start makes the core: new, or recovering after a restart.
+// start makes the core: new, or recovering after a restart, or back from
+// its disk.
 func (a *replicaActor) start(ctx actor.Context) {
 	a.sm = a.cfg.NewStateMachine()
 	cfg := a.cfg.Core
 	cfg.StateMachine, cfg.Seed, cfg.Recovering = a.sm, randomSeed(), a.recovering
-	core, err := vsr.New(cfg)
+	a.gen = generations.Add(1)
+	var core *vsr.Replica
+	var err error
+	fromDisk := false
+	if a.cfg.OpenStore != nil {
+		core, fromDisk, err = a.startFromStore(ctx, cfg)
+	} else {
+		core, err = vsr.New(cfg)
+	}
 	if err != nil {
 		a.logger().Error("vsr: cannot start replica", "replica", cfg.ReplicaIndex, "err", err)
+		if a.cfg.OnEvent != nil {
+			a.cfg.OnEvent(Event{Replica: cfg.ReplicaIndex, Status: vsr.StatusRecovering,
+				Failed: fmt.Errorf("vsr: replica %d cannot start: %w", cfg.ReplicaIndex, err)})
+		}
 		ctx.Stop(ctx.Self())
 		return
 	}
@@ -264,8 +301,7 @@ func (a *replicaActor) start(ctx actor.Context) {
 		a.maxBytes = vsr.DefaultMaxMessageBytes
 	}
 	a.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
-	a.gen = generations.Add(1)
-	a.report(a.recovering)
+	a.reportStart(a.recovering && !fromDisk, fromDisk)
 	a.scheduleTick(ctx)
 }
 
@@ -290,8 +326,12 @@ func (a *replicaActor) scheduleTick(ctx actor.Context) {
 // would refuse it together with the messages batched with it.
 func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 	if job := out.Checkpoint; job != nil {
-		self, gen, root := ctx.Self(), a.gen, ctx.ActorSystem().Root
-		go func() { root.Send(self, &checkpointDone{gen: gen, res: job.Run()}) }()
+		a.runCheckpoint(ctx, job)
+	}
+	if a.persister != nil {
+		a.persist(ctx, out)
+		a.report(false)
+		return
 	}
 	for _, env := range out.Messages {
 		if env.To >= 0 && env.To < len(a.cfg.Peers) {
@@ -319,13 +359,16 @@ func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
 }
 
 // report emits an Event when the status or view changed.
-func (a *replicaActor) report(restarted bool) {
+func (a *replicaActor) report(restarted bool) { a.reportStart(restarted, false) }
+
+// reportStart is report for an instance's first event.
+func (a *replicaActor) reportStart(restarted, fromDisk bool) {
 	if a.cfg.OnEvent == nil {
 		return
 	}
 	e := Event{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
-		Primary: a.core.IsPrimary(), Restarted: restarted}
-	if restarted || e != a.last {
+		Primary: a.core.IsPrimary(), Restarted: restarted, FromDisk: fromDisk}
+	if restarted || fromDisk || e != a.last {
 		a.last = e
 		a.cfg.OnEvent(e)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/storage"
 	"github.com/vsrgo/vsr/supervisor"
 	"github.com/vsrgo/vsr/vsr"
 )
@@ -43,9 +44,21 @@ type NodeConfig struct {
 	// Listen is the host:port to bind (default: Replicas[Index]); the node
 	// always advertises Replicas[Index], the address its peers know.
 	Listen string
-	// DataDir holds the node's marker file (see StartNode). Default:
-	// "vsr-data-<cluster>-<index>" in the working directory.
+	// DataDir holds the replica's log, hard state and checkpoints (see
+	// StartNode). Default: "vsr-data-<cluster>-<index>" in the working
+	// directory.
 	DataDir string
+	// Memory keeps the replica's state in memory only, the paper's design:
+	// DataDir then holds a marker file alone, a restarted node recovers
+	// from its peers, and a group that loses more than f nodes at once
+	// loses its data.
+	Memory bool
+	// Recover says that this node's data directory was lost (a replaced
+	// disk, a new machine): if it is empty, the node runs VR recovery from
+	// its peers instead of joining as a new member. Without it an empty
+	// directory means a new member of a new group. It changes nothing for
+	// a directory that holds data.
+	Recover bool
 	// NewStateMachine makes the replica's state machine.
 	NewStateMachine statemachine.Factory
 	// Logger gets the node's log, Proto.Actor's included (nothing if nil).
@@ -78,10 +91,17 @@ type Node struct {
 // longer has.
 const markerFile = "joined"
 
-// StartNode starts the node. A node whose data directory has no marker file
-// starts as a new member of a new group (normal in view 0, empty) and writes
-// the marker; a node whose directory has it runs VR recovery. To start a new
-// group on old directories, remove them.
+// StartNode starts the node. By default the replica keeps its state in
+// DataDir: a node whose directory is empty or missing starts as a new member
+// of a new group (normal in view 0, empty) unless Recover is set; a node
+// whose directory holds data comes back from it, after a clean stop, a
+// kill -9 or a power cut, and rejoins its view (or recovers from its peers
+// what its disk lost). A directory of another cluster, replica index or
+// group size, or of another format version, is refused and left untouched.
+//
+// With Memory, a node whose directory has no marker file starts as a new
+// member and writes the marker; a node whose directory has it runs VR
+// recovery. To start a new group on old directories, remove them.
 func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -95,8 +115,14 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = fmt.Sprintf("vsr-data-%d-%d", cfg.ClusterID, cfg.Index)
 	}
-	recovering, err := joinedBefore(cfg.DataDir, cfg.ClusterID)
-	if err != nil {
+	recovering := cfg.Recover
+	var openStore func() (storage.Store, error)
+	var err error
+	if cfg.Memory {
+		if recovering, err = joinedBefore(cfg.DataDir, cfg.ClusterID); err != nil {
+			return nil, err
+		}
+	} else if openStore, err = checkDataDir(cfg.DataDir, cfg.storageIdentity()); err != nil {
 		return nil, err
 	}
 	system, logger := actors.NewActorSystem(cfg.Logger)
@@ -117,7 +143,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	props := make([]*actor.Props, len(cfg.Replicas))
 	props[cfg.Index] = actors.NewReplicaProps(actors.ReplicaConfig{
 		Core: core, NewStateMachine: cfg.NewStateMachine, Peers: peers,
-		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: cfg.OnEvent,
+		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: cfg.OnEvent, OpenStore: openStore,
 	})
 	if n.sup, err = supervisor.StartSupervisor(system, supervisorName, props, 0, 0); err != nil {
 		_ = n.Stop() // the start's error is the one to report
@@ -127,7 +153,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		_ = n.Stop()
 		return nil, err
 	}
-	if !recovering {
+	if cfg.Memory && !recovering {
 		if err := markJoined(cfg.DataDir, cfg.ClusterID); err != nil {
 			_ = n.Stop()
 			return nil, err
@@ -217,6 +243,26 @@ func (n *Node) Stop() error {
 		n.system.Shutdown()
 	})
 	return n.stopErr
+}
+
+// storageIdentity is what the node's data directory must belong to.
+func (cfg NodeConfig) storageIdentity() storage.Identity {
+	return storage.Identity{ClusterID: cfg.ClusterID, ReplicaIndex: cfg.Index, ReplicaCount: len(cfg.Replicas)}
+}
+
+// checkDataDir opens the data directory once, so that a directory of
+// another replica or format is refused before the node starts, and
+// returns how the replica opens it at each start.
+func checkDataDir(dir string, id storage.Identity) (func() (storage.Store, error), error) {
+	open := func() (storage.Store, error) { return storage.Open(storage.OSFS{}, dir, id, storage.Options{}) }
+	s, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("vsr: data directory %s: %w", dir, err)
+	}
+	if err := s.Close(); err != nil {
+		return nil, fmt.Errorf("vsr: data directory %s: %w", dir, err)
+	}
+	return open, nil
 }
 
 func joinedBefore(dir string, clusterID uint64) (bool, error) {

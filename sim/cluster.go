@@ -8,6 +8,7 @@ import (
 
 	"github.com/vsrgo/vsr/messages"
 	"github.com/vsrgo/vsr/statemachine/kv"
+	"github.com/vsrgo/vsr/storage"
 	"github.com/vsrgo/vsr/vsr"
 )
 
@@ -43,6 +44,11 @@ type Cluster struct {
 	liveness  *livenessMonitor
 	oracle    *oracle
 	archive   *replayArchive // messages delivered, for replays (Faults.Replay)
+	// durable is set in seeds whose replicas keep disks (disk.go);
+	// syncTicks is the longest a step's output then waits for its sync.
+	durable   bool
+	disks     []*simDisk
+	syncTicks int
 	stats     Stats
 	violation error
 }
@@ -100,6 +106,12 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 	c.liveness = newLivenessMonitor(c)
 	c.oracle = newOracle(c)
 	c.archive = newReplayArchive(n)
+	if c.rng.Float64() < c.faults.Durable {
+		c.durable, c.syncTicks = true, c.rng.IntN(4)
+		for i := 0; i < n; i++ {
+			c.disks = append(c.disks, &simDisk{fs: storage.NewMemFS(), syncAt: -1})
+		}
+	}
 	for i := 0; i < n; i++ {
 		if err := c.start(i, false); err != nil {
 			return nil, err
@@ -116,21 +128,37 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 	return c, nil
 }
 
-// start makes replica i, new or restarted.
+// start makes replica i: new, or restarted. Without disks a restarted
+// replica is empty and recovers; with disks it comes back from its disk,
+// and recovering says the disk was wiped.
 func (c *Cluster) start(i int, recovering bool) error {
-	store := newRecordingSM(c.bounds.padding)
-	h := c.bounds
-	r, err := newReplica(vsr.Config{
-		ClusterID: clusterID, ReplicaCount: c.n, ReplicaIndex: i, StateMachine: store,
-		Seed: c.rng.Uint64(), Recovering: recovering, MaxBatch: c.maxBatch,
-		CheckpointInterval: h.checkpointInterval, TrailingOps: h.trailingOps, PipelineMax: h.pipelineMax,
-		MaxMessageBytes: h.maxMessageBytes, SessionIdleOps: h.sessionIdleOps, MaxSessions: h.maxSessions,
-	}, c.bugs)
+	var r *vsr.Replica
+	var store *recordingSM
+	var err error
+	if c.durable {
+		r, store, err = c.startFromDisk(i, recovering)
+	} else {
+		store = newRecordingSM(c.bounds.padding)
+		r, err = newReplica(c.replicaConfig(i, store, recovering), c.bugs)
+	}
 	if err != nil {
 		return err
 	}
 	c.replicas[i], c.stores[i] = r, store
+	c.oracle.recovering[i] = r.Status() == vsr.StatusRecovering
+	c.oracle.witnesses[i] = quorumWitness{} // a new incarnation: what reached the old one counts for nothing
 	return nil
+}
+
+// replicaConfig is replica i's configuration in this run.
+func (c *Cluster) replicaConfig(i int, store *recordingSM, recovering bool) vsr.Config {
+	h := c.bounds
+	return vsr.Config{
+		ClusterID: clusterID, ReplicaCount: c.n, ReplicaIndex: i, StateMachine: store,
+		Seed: c.rng.Uint64(), Recovering: recovering, MaxBatch: c.maxBatch,
+		CheckpointInterval: h.checkpointInterval, TrailingOps: h.trailingOps, PipelineMax: h.pipelineMax,
+		MaxMessageBytes: h.maxMessageBytes, SessionIdleOps: h.sessionIdleOps, MaxSessions: h.maxSessions,
+	}
 }
 
 // fail records the first safety violation; the run stops at the end of the
@@ -157,6 +185,9 @@ func (c *Cluster) tick() {
 	c.finishCheckpoints()
 	for _, p := range c.net.takeDue() {
 		c.deliver(p)
+	}
+	if c.durable {
+		c.flushDisks()
 	}
 	for _, cl := range c.clients {
 		cl.tick()
@@ -219,14 +250,29 @@ func (c *Cluster) process(i int, out vsr.Output) {
 	if out.Checkpoint != nil {
 		c.jobs = append(c.jobs, checkpointJob{replica: i, r: r, due: c.now + c.rng.IntN(c.bounds.maxJobTicks+1), job: out.Checkpoint})
 	}
-	for _, env := range out.Messages {
+	if !c.durable {
+		c.sendOutput(i, out.Messages, out.Replies)
+		return
+	}
+	if d := c.disks[i]; d.faulty && r.Status() == vsr.StatusNormal {
+		d.faulty = false // recovered: the fault is repaired
+	}
+	c.persist(i, out)
+}
+
+// sendOutput sends replica i's messages and replies.
+func (c *Cluster) sendOutput(i int, msgs []vsr.Envelope, replies []vsr.ClientReply) {
+	for _, env := range msgs {
+		if c.durable {
+			c.disks[i].notePromise(env.Msg)
+		}
 		c.checkSize(i, env.Msg)
 		if c.faults.Replay > 0 && c.faulty {
 			c.archive.keep(packet{from: node(i), to: node(env.To), msg: env.Msg})
 		}
 		c.net.send(node(i), node(env.To), env.Msg, c.faulty)
 	}
-	for _, rep := range out.Replies {
+	for _, rep := range replies {
 		c.checkSize(i, rep.Reply)
 		k, ok := clientIndex(rep.To, len(c.clients))
 		if !ok {
@@ -237,9 +283,13 @@ func (c *Cluster) process(i int, out vsr.Output) {
 	}
 }
 
-// Crash stops replica i; it loses everything it had.
+// Crash stops replica i; it loses everything it had but what its disk
+// holds, if it keeps one.
 func (c *Cluster) Crash(i int) {
 	c.countInstalls(i)
+	if c.durable {
+		c.crashDisk(i, c.diskFaultAllowed(i))
+	}
 	c.replicas[i], c.stores[i] = nil, nil
 	c.stats.Faults["crash"]++
 	c.trace.add(event{tick: c.now, what: "crash", note: fmt.Sprintf("r%d", i)})
@@ -264,8 +314,14 @@ func (c *Cluster) Restart(i int) error {
 		return fmt.Errorf("sim: replica %d is not down", i)
 	}
 	c.trace.add(event{tick: c.now, what: "restart", note: fmt.Sprintf("r%d", i)})
-	c.oracle.recovering[i] = true
-	return c.start(i, true)
+	if !c.durable {
+		return c.start(i, true)
+	}
+	wiped := false
+	if c.diskFaultAllowed(i) {
+		wiped = c.damageDisk(i)
+	}
+	return c.start(i, wiped)
 }
 
 // down counts the replicas that are crashed or still recovering: the ones

@@ -52,6 +52,18 @@ type Faults struct {
 	// StartView of a view since left, an answer to an earlier recovery
 	// (replay.go).
 	Replay float64
+	// Durable is the share of seeds whose replicas keep disks (disk.go):
+	// a crashed replica comes back from its disk instead of recovering
+	// from its peers, and the whole group may crash at once.
+	Durable float64
+	// DiskFault is the chance that a crash tears the write under way, or
+	// that a restart finds a record corrupted, a file missing or the disk
+	// wiped; never more than f replicas carry a disk fault at once.
+	DiskFault float64
+	// GroupCrash is the chance per tick, in seeds with disks, that every
+	// replica crashes at once (a power cut), each restarting within
+	// RestartTicks.
+	GroupCrash float64
 }
 
 // DefaultFaults is a stormy mix that still lets a group make progress.
@@ -63,7 +75,8 @@ var DefaultFaults = Faults{
 	Gray:      0.005, GrayTicks: 1500,
 	Forge: 0.05,
 	Hold:  0.01, HoldTicks: 400,
-	Replay: 0.1,
+	Replay:  0.1,
+	Durable: 0.67, DiskFault: 0.4, GroupCrash: 0.001,
 }
 
 // ErrFaults reports a fault mix out of range.
@@ -87,6 +100,9 @@ func (f Faults) Validate() error {
 		f.Hold < 0 || f.Hold > 0.1:
 		return fmt.Errorf("%w: gray %.3f, forge %.3f, replay %.3f (each in [0, 1]), hold %.3f (in [0, 0.1])",
 			ErrFaults, f.Gray, f.Forge, f.Replay, f.Hold)
+	case f.Durable < 0 || f.Durable > 1 || f.DiskFault < 0 || f.DiskFault > 1 || f.GroupCrash < 0 || f.GroupCrash > 0.1:
+		return fmt.Errorf("%w: durable %.2f, disk fault %.2f (both in [0, 1]), group crash %.4f (in [0, 0.1])",
+			ErrFaults, f.Durable, f.DiskFault, f.GroupCrash)
 	case (f.Gray > 0 && f.GrayTicks < 1) || (f.Hold > 0 && f.HoldTicks < 1) || f.HoldTicks > 100000:
 		return fmt.Errorf("%w: gray and hold durations must be at least 1 tick (hold at most 100000)", ErrFaults)
 	}
@@ -108,6 +124,8 @@ func (f Faults) draw(u func() float64) Faults {
 	d.Forge *= onHalf(u())
 	d.Hold *= onHalf(u())
 	d.Replay *= onHalf(u())
+	d.DiskFault *= u()
+	d.GroupCrash *= u()
 	return d
 }
 

@@ -75,6 +75,9 @@ func (c *Cluster) finishCheckpoints() {
 		res := j.job.Run()
 		if res.Err == nil {
 			c.stats.Checkpoints++
+			if c.durable && !c.saveCheckpoint(j.replica, res) {
+				continue
+			}
 		}
 		c.process(j.replica, j.r.CheckpointDone(res))
 	}

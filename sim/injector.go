@@ -7,9 +7,11 @@ import (
 )
 
 // injector decides, tick by tick, which partitions, crashes and restarts
-// happen in the safety phase. It never lets more than f replicas be down or
-// recovering at once: beyond that, VR without stable storage may lawfully
-// lose data, which is not a bug to look for.
+// happen in the safety phase. Without disks it never lets more than f
+// replicas be down or recovering at once: beyond that, VR without stable
+// storage may lawfully lose data, which is not a bug to look for. With
+// disks the whole group may crash at once, since the disks keep what the
+// group acknowledged; then never more than f disks carry a fault.
 type injector struct {
 	c          *Cluster
 	mix        Faults
@@ -55,6 +57,9 @@ func (inj *injector) step() {
 	if c.f > 0 && c.rng.Float64() < crash && c.down() < c.f {
 		inj.crash()
 	}
+	if c.durable && c.rng.Float64() < inj.mix.GroupCrash && c.down() == 0 {
+		inj.groupCrash()
+	}
 	if inj.mix.Forge > 0 && c.rng.Float64() < inj.mix.Forge {
 		inj.forger.forge()
 	}
@@ -95,6 +100,19 @@ func (inj *injector) crash() {
 	}
 	c.Crash(victim)
 	inj.restartAt[victim] = c.now + 1 + c.rng.IntN(inj.mix.RestartTicks)
+}
+
+// groupCrash crashes every replica at once, as a power cut would: only
+// their disks carry the group's state across it. Each restarts on its own
+// within RestartTicks.
+func (inj *injector) groupCrash() {
+	c := inj.c
+	c.stats.Faults["group-crash"]++
+	c.trace.add(event{tick: c.now, what: "group-crash"})
+	for i := 0; i < c.n; i++ {
+		c.Crash(i)
+		inj.restartAt[i] = c.now + 1 + c.rng.IntN(inj.mix.RestartTicks)
+	}
 }
 
 // symmetric splits the replicas into two random groups.

@@ -118,16 +118,12 @@ func (o *oracle) checkFirstCommit(i int, e *messages.Entry) {
 // client k invoked at tick invoked.
 func (o *oracle) checkReadQuorum(i, k, invoked int) {
 	c, w := o.c, o.witness(i)
-	first := -1
+	got := 0
 	for _, s := range w.rounds {
 		if s.tick >= invoked {
-			first = int(s.round)
+			got = o.backupsAtOrPast(i, w.answered, s.round)
 			break
 		}
-	}
-	got := 0
-	if first >= 0 {
-		got = o.backupsAtOrPast(i, w.answered, uint64(first))
 	}
 	if got < c.f {
 		c.fail("oracle: primary %d answered client %d's linearizable read (invoked at t=%d) with %d backups confirming view %d in a round sent since, fewer than f = %d",

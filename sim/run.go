@@ -57,10 +57,10 @@ func (o Options) Command() string {
 	f := o.Faults
 	cmd := fmt.Sprintf("go run ./cmd/vsr sim -seed %d -replicas %d -clients %d -keys %d -ticks %d -liveness %d "+
 		"-drop %g -dup %g -delay %d -partition %g -partition-ticks %d -crash %g -restart-ticks %d -skew %g "+
-		"-gray %g -gray-ticks %d -forge %g -hold %g -hold-ticks %d -replay %g",
+		"-gray %g -gray-ticks %d -forge %g -hold %g -hold-ticks %d -replay %g -durable %g -disk-fault %g -group-crash %g",
 		o.Seed, o.Replicas, o.Clients, o.Keys, o.Ticks, o.LivenessTicks,
 		f.Drop, f.Duplicate, f.MaxDelay, f.Partition, f.PartitionTicks, f.Crash, f.RestartTicks, f.ClockSkew,
-		f.Gray, f.GrayTicks, f.Forge, f.Hold, f.HoldTicks, f.Replay)
+		f.Gray, f.GrayTicks, f.Forge, f.Hold, f.HoldTicks, f.Replay, f.Durable, f.DiskFault, f.GroupCrash)
 	if o.Bugs != 0 {
 		var names []string
 		for _, b := range vsr.AllBugs {

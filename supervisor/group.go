@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/statemachine"
+	"github.com/vsrgo/vsr/storage"
 	"github.com/vsrgo/vsr/vsr"
 )
 
@@ -48,6 +50,22 @@ type GroupConfig struct {
 	// replica stays down until Restart.
 	MaxRestarts   int
 	RestartWindow time.Duration
+	// DataDir, if set, gives replica i a durable store in
+	// DataDir/replica-<i>: a replica killed, crashed or restarted comes back
+	// from its disk, and a group stopped as a whole starts again from its
+	// disks with every acknowledged write (StartGroup on the same DataDir).
+	// Empty keeps everything in memory, the paper's design.
+	DataDir string
+}
+
+// openStore is how replica i opens its store, or nil without a DataDir.
+func (cfg GroupConfig) openStore(i int) func() (storage.Store, error) {
+	if cfg.DataDir == "" {
+		return nil
+	}
+	dir := filepath.Join(cfg.DataDir, fmt.Sprintf("replica-%d", i))
+	id := storage.Identity{ClusterID: cfg.ClusterID, ReplicaIndex: i, ReplicaCount: cfg.Replicas}
+	return func() (storage.Store, error) { return storage.Open(storage.OSFS{}, dir, id, storage.Options{}) }
 }
 
 // Group is a running replica group.
@@ -93,6 +111,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 			Core: c, NewStateMachine: cfg.NewStateMachine, Peers: g.peers,
 			TickInterval: cfg.TickInterval, Logger: logger, OnEvent: cfg.OnEvent,
 			DropInbound: func(proto.Message) bool { return deaf.Load() },
+			OpenStore:   cfg.openStore(i),
 		})
 	}
 	sup, err := StartSupervisor(system, supName, props, cfg.MaxRestarts, cfg.RestartWindow)
@@ -183,8 +202,8 @@ func (g *Group) Primary(ctx context.Context) int {
 	return best
 }
 
-// Kill stops replica i at once, as a crash would: it loses everything. It
-// stays down until Restart.
+// Kill stops replica i at once, as a crash would: it loses everything but
+// what its disk holds, if it keeps one. It stays down until Restart.
 func (g *Group) Kill(i int) error {
 	if err := g.check(i); err != nil {
 		return err
@@ -192,7 +211,8 @@ func (g *Group) Kill(i int) error {
 	return g.sup.Kill(i)
 }
 
-// Restart starts replica i again after Kill; it runs VR recovery.
+// Restart starts replica i again after Kill: from its disk if the group
+// keeps one (DataDir), otherwise through VR recovery.
 func (g *Group) Restart(i int) error {
 	if err := g.check(i); err != nil {
 		return err

@@ -43,6 +43,18 @@ const (
 	BugNoPreVote
 	// BugNoViewWindow lets one message move a replica to any view in range.
 	BugNoViewWindow
+	// The three bugs below act outside the core, in what drives it: the
+	// simulator's model of the actor layer's persister, and the storage
+	// engine's load. The core ignores them.
+
+	// BugAckBeforeDurable sends PrepareOK before its entries are durable.
+	BugAckBeforeDurable
+	// BugVoteBeforeDurable sends StartViewChange and DoViewChange before
+	// their view is durable.
+	BugVoteBeforeDurable
+	// BugUseCorruptRecord loads log records whose checksum fails as if
+	// they were intact.
+	BugUseCorruptRecord
 )
 
 // AllBugs lists every injectable bug with its name.
@@ -64,6 +76,9 @@ var AllBugs = []struct {
 	{BugNoCheckQuorum, "no-check-quorum"},
 	{BugNoPreVote, "no-prevote"},
 	{BugNoViewWindow, "no-view-window"},
+	{BugAckBeforeDurable, "ack-before-durable"},
+	{BugVoteBeforeDurable, "vote-before-durable"},
+	{BugUseCorruptRecord, "use-corrupt-record"},
 }
 
 func (r *Replica) buggy(b Bug) bool { return r.bugs&b != 0 }

@@ -44,6 +44,18 @@ type readState struct {
 	confirmed uint64
 }
 
+// startRounds numbers this primary's rounds from a random base whose low 32
+// bits are zero: a primary restarted from its disk in the same view must
+// not count a confirmation of a round its earlier incarnation sent (that
+// backup confirmed the view back then, not after this read arrived), and
+// round numbers do not survive the restart. A confirmation counts only for
+// rounds past confirmed and up to round, so an old one counts only if both
+// incarnations drew the same high 32 bits.
+func (rs *readState) startRounds(random uint64) {
+	rs.round = random &^ (1<<32 - 1)
+	rs.confirmed = rs.round
+}
+
 type pendingRead struct {
 	req *messages.Request
 	// readIndex is the op number at arrival: the read waits for it to commit.

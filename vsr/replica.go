@@ -256,6 +256,7 @@ func (r *Replica) becomeNormal() {
 	r.probe = probeState{}
 	if r.isPrimary() {
 		r.primary.reset(r.n, r.opNumber(), r.ticks)
+		r.primary.reads.startRounds(r.rng.next())
 		r.clientTable.markInProgress(r.uncommittedSuffix())
 		r.election.stop()
 	} else {

@@ -158,3 +158,31 @@ func TestRestart_CommitNumberPastTheLogIsNotTrusted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StatusRecovering, r.Status())
 }
+
+// A primary restarted from its disk in the same view does not count a
+// confirmation of a read round its earlier incarnation sent: that backup
+// confirmed the view before the new read arrived, not after. (Rounds are
+// not durable; before the fix both incarnations numbered rounds from 1.)
+func TestRestart_PrimaryIgnoresConfirmationsOfItsEarlierIncarnationsRounds(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.register(0, 1, 2)
+	nw.put(0, 1, 2, "a", "1")
+	nw.step(0, readRequest(2, 2, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
+	var old *messages.ConfirmView
+	for _, p := range nw.inflight {
+		if m, ok := p.msg.(*messages.ConfirmView); ok {
+			old = m
+		}
+	}
+	require.NotNil(t, old)
+	nw.dropAll()
+	nw.restartFromDisk(0, false)
+	require.True(t, nw.replicas[0].IsPrimary())
+
+	nw.step(0, readRequest(2, 3, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
+	nw.dropAll()
+	nw.step(0, &messages.ConfirmViewOK{ClusterId: testCluster, View: 0, Round: old.Round, Replica: 1})
+	require.Nil(t, nw.replyFor(2, 3), "served on a confirmation older than the read")
+	nw.run(2 * DefaultHeartbeatTicks)
+	require.NotNil(t, nw.replyFor(2, 3), "served once a round of its own is confirmed")
+}

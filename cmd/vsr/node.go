@@ -27,10 +27,18 @@ its own index. Example, three terminals on one machine:
   vsr node -replicas 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 -index 1
   vsr node -replicas 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 -index 2
 
-A node keeps a marker file in its data directory: the first start of a node
-joins a new group; every later start (after a crash, kill -9 or reboot) runs
-VR recovery from the other replicas. Remove the directory to start afresh.
-It stops on SIGINT or SIGTERM.
+A node keeps its replica's log, view and checkpoints in its data directory,
+each record checksummed and synced before the replica acknowledges it. The
+first start, on an empty directory, joins a new group; every later start
+(after a clean stop, kill -9, a reboot or a power cut of the whole group)
+comes back from the directory and rejoins its view. A node whose directory
+was damaged keeps what it can trust and recovers the rest from its peers.
+A directory of another cluster, replica index or group size is refused and
+left untouched. To replace a lost disk, start the node on an empty
+directory with -recover: it recovers everything from its peers. Back up a
+node by copying its directory while the node is stopped.
+It stops on SIGINT or SIGTERM, and exits with an error if its disk fails a
+write.
 
 flags:
 `
@@ -43,7 +51,9 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs)
 	index := fs.Int("index", -1, "this node's replica index (0..n-1)")
 	listen := fs.String("listen", "", "host:port to bind, if not this replica's own address (e.g. 0.0.0.0:7001)")
-	dataDir := fs.String("data-dir", "", "directory for the node's marker file (default vsr-data-<cluster>-<index>)")
+	dataDir := fs.String("data-dir", "", "directory for the replica's log and checkpoints (default vsr-data-<cluster>-<index>)")
+	memory := fs.Bool("memory", false, "keep the replica's state in memory only (a restart recovers from peers; losing more than f nodes at once loses data)")
+	recoverFlag := fs.Bool("recover", false, "the data directory was lost: on an empty directory, recover from the peers instead of joining as a new member")
 	verbose := fs.Bool("verbose", false, "log Proto.Actor's own messages (at INFO) to stderr")
 	noHints := fs.Bool("no-hints", false, "detect a lost primary by the inactivity timeout only, not by the transport's endpoint events")
 	if err := fs.Parse(args); err != nil {
@@ -65,10 +75,20 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	say := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
+	failed := make(chan error, 1)
 	node, err := cluster.StartNode(cluster.NodeConfig{
-		Config: cfg, Index: *index, Listen: *listen, DataDir: *dataDir,
+		Config: cfg, Index: *index, Listen: *listen, DataDir: *dataDir, Memory: *memory, Recover: *recoverFlag,
 		NewStateMachine: kv.New, Logger: logger, DisableHints: *noHints,
-		OnEvent: func(e actors.Event) { say("%s", describeEvent(e)) },
+		OnEvent: func(e actors.Event) {
+			if e.Failed != nil {
+				select {
+				case failed <- e.Failed:
+				default:
+				}
+				return
+			}
+			say("%s", describeEvent(e))
+		},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "vsr node: %v\n", err)
@@ -77,7 +97,13 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	say("replica %d of %d listening at %s (cluster %d)", *index, len(cfg.Replicas), node.Address(), cfg.ClusterID)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
+	select {
+	case <-sig:
+	case err := <-failed:
+		fmt.Fprintf(stderr, "vsr node: %v\n", err)
+		_ = node.Stop()
+		return 1
+	}
 	say("stopping")
 	if err := node.Stop(); err != nil {
 		fmt.Fprintf(stderr, "vsr node: stopping: %v\n", err)
@@ -90,6 +116,10 @@ func describeEvent(e actors.Event) string {
 	switch {
 	case e.Restarted:
 		return fmt.Sprintf("replica %d restarted without its state: recovering from its peers", e.Replica)
+	case e.FromDisk && e.Status == vsr.StatusRecovering:
+		return fmt.Sprintf("replica %d restarted from disk but cannot trust all of it: recovering the rest from its peers", e.Replica)
+	case e.FromDisk:
+		return fmt.Sprintf("replica %d restarted from disk: %s in view %d", e.Replica, e.Status, e.View)
 	case e.Status == vsr.StatusNormal && e.Primary:
 		return fmt.Sprintf("replica %d is the primary of view %d", e.Replica, e.View)
 	case e.Status == vsr.StatusNormal:

@@ -47,6 +47,9 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 		hold     = fs.Float64("hold", def.Faults.Hold, "largest chance that a message is held back for up to -hold-ticks (<= 0.1); on in about half the seeds")
 		holdT    = fs.Int("hold-ticks", def.Faults.HoldTicks, "longest hold-back in ticks")
 		replay   = fs.Float64("replay", def.Faults.Replay, "largest chance per tick that an old message of another view than its receiver's is delivered again; on in about half the seeds")
+		durable  = fs.Float64("durable", def.Faults.Durable, "share of seeds whose replicas keep disks (0: memory only, 1: always disks)")
+		diskF    = fs.Float64("disk-fault", def.Faults.DiskFault, "largest chance that a crash tears a write or a restart finds a record corrupted, a file missing or the disk wiped (at most f disks at once)")
+		groupC   = fs.Float64("group-crash", def.Faults.GroupCrash, "largest chance per tick that the whole group crashes at once (seeds with disks only)")
 		bugs     = fs.String("bugs", "", "re-introduce known bugs (build with -tags vsrbugs): "+bugNames())
 		out      = fs.String("out", "sim-failures", "directory for the trace and visualisation of a failing seed")
 		traceN   = fs.Int("trace", def.TraceEvents, "events of a failing run to keep in its trace")
@@ -69,7 +72,8 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 	base := sim.Options{Clients: *clients, Keys: *keys, Ticks: *ticks, LivenessTicks: *liveness,
 		Faults: sim.Faults{Drop: *drop, Duplicate: *dup, MaxDelay: *delay, Partition: *part,
 			PartitionTicks: *partT, Crash: *crash, RestartTicks: *restartT, ClockSkew: *skew,
-			Gray: *grayP, GrayTicks: *grayT, Forge: *forge, Hold: *hold, HoldTicks: *holdT, Replay: *replay},
+			Gray: *grayP, GrayTicks: *grayT, Forge: *forge, Hold: *hold, HoldTicks: *holdT, Replay: *replay,
+			Durable: *durable, DiskFault: *diskF, GroupCrash: *groupC},
 		Bugs: bugSet, TraceEvents: *traceN, CheckTimeout: def.CheckTimeout}
 	var jobs []sim.Options
 	for _, n := range counts {
