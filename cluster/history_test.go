@@ -63,7 +63,7 @@ const (
 // (over 40 MiB of operations, against 1 MiB messages) under concurrent
 // writers; the primary is killed with SIGKILL while they write, the others
 // must serve writes again within historyFailoverBound; the killed node is
-// restarted with its address and data directory, so it runs recovery, and
+// restarted with its address and data directory, keeping no disk (-memory) so that it runs recovery, and
 // must come back through the chunked checkpoint transfer (its log cannot
 // hold the history: the others have discarded all but the ops since their
 // latest checkpoint and TrailingOps before it). No message any replica sent
@@ -96,7 +96,7 @@ func TestProcessesLongHistoryKill9AndCheckpointRecovery(t *testing.T) {
 		}
 	}()
 	start := func(i int) *nodeProc {
-		p := startNodeProc(t, nil, replicas, i, filepath.Join(dir, fmt.Sprint(i)), "-verbose")
+		p := startNodeProc(t, nil, replicas, i, filepath.Join(dir, fmt.Sprint(i)), "-verbose", "-memory")
 		all = append(all, p)
 		return p
 	}

@@ -155,9 +155,9 @@ func TestMutualTLSKeepsOutNodesWithoutTheRightCertificate(t *testing.T) {
 	waitFor(t, "the member-certified message to arrive", 10*time.Second, func() bool { return statusOf(t, c, 0).Foreign == 1 })
 }
 
-// A node whose data directory says it joined before runs recovery on
-// start; a new one starts the group. A directory of another cluster is
-// refused.
+// In -memory mode, a node whose data directory says it joined before runs
+// recovery on start; a new one starts the group. A directory of another
+// cluster is refused.
 func TestNodeMarkerDecidesBetweenNewGroupAndRecovery(t *testing.T) {
 	dir := t.TempDir()
 	joined, err := joinedBefore(dir, 1)

@@ -116,9 +116,10 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	}
 }
 
-// Three node processes serve a concurrent workload; the primary is killed
-// with SIGKILL in the middle, then restarted (it recovers from its peers);
-// the whole history must be linearizable and the replicas must converge.
+// Three node processes that keep no disk (-memory, the paper's design)
+// serve a concurrent workload; the primary is killed with SIGKILL in the
+// middle, then restarted (it recovers from its peers); the whole history
+// must be linearizable and the replicas must converge.
 func TestProcessesSurviveKill9OfThePrimary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -128,7 +129,7 @@ func TestProcessesSurviveKill9OfThePrimary(t *testing.T) {
 	dir := t.TempDir()
 	procs := make([]*nodeProc, 3)
 	for i := range procs {
-		procs[i] = startNodeProc(t, nil, replicas, i, filepath.Join(dir, fmt.Sprint(i)))
+		procs[i] = startNodeProc(t, nil, replicas, i, filepath.Join(dir, fmt.Sprint(i)), "-memory")
 	}
 	cfg := Config{ClusterID: 1, Replicas: addrs}
 	c, err := NewClient(cfg, ClientOptions{Sessions: 6})
@@ -148,7 +149,7 @@ func TestProcessesSurviveKill9OfThePrimary(t *testing.T) {
 	w.await(t, "operations after the kill", 20)
 	t.Logf("new primary within %s of kill -9", time.Since(killed).Round(time.Millisecond))
 
-	procs[p] = startNodeProc(t, nil, replicas, p, filepath.Join(dir, fmt.Sprint(p)))
+	procs[p] = startNodeProc(t, nil, replicas, p, filepath.Join(dir, fmt.Sprint(p)), "-memory")
 	waitFor(t, "the restarted node to recover", 20*time.Second, func() bool {
 		s := c.StatusWithoutDigest(time.Second)[p]
 		return s != nil && s.Status == "normal"

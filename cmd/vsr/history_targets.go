@@ -187,12 +187,14 @@ func (t *loopbackTarget) probe() historyWriter  { return t.p }
 func (t *loopbackTarget) heapPerReplica() bool  { return true }
 
 // restart starts node i, the first time or again on the same address and
-// data directory, where its marker file makes it recover.
+// data directory. The nodes keep no disk (-memory), so that a restarted
+// node recovers from its peers: vsr history measures that recovery, and
+// the checkpoint transfer it needs, as the history grows.
 func (t *loopbackTarget) restart(i int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	args := append([]string{"node", "-replicas", strings.Join(t.addrs, ","), "-index", fmt.Sprint(i),
-		"-data-dir", filepath.Join(t.root, fmt.Sprint(i))}, t.extra...)
+		"-data-dir", filepath.Join(t.root, fmt.Sprint(i)), "-memory"}, t.extra...)
 	cmd := exec.Command(t.bin, args...)
 	if t.outs[i] == nil {
 		t.outs[i] = &historyBuffer{}
