@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vsrgo/vsr/messages"
 	"github.com/vsrgo/vsr/storage"
 	"github.com/vsrgo/vsr/vsr"
@@ -54,9 +56,13 @@ const diskDir = "/vsr"
 // errPowerCut fails the write a crash interrupts.
 var errPowerCut = errors.New("sim: power cut")
 
-// storeOptions configures every simulated store; builds tagged vsrbugs may
+// simStoreOptions configures every simulated store: small segments, so
+// that runs rotate and compact them.
+var simStoreOptions = storage.Options{SegmentBytes: 64 << 10}
+
+// storeOptions gives the options of a run's stores; builds tagged vsrbugs
 // replace it to inject a storage defect.
-var storeOptions = func(bugs vsr.Bug) storage.Options { return storage.Options{SegmentBytes: 64 << 10} }
+var storeOptions = func(vsr.Bug) storage.Options { return simStoreOptions }
 
 // openDisk opens replica i's store on its disk.
 func (c *Cluster) openDisk(i int) (storage.State, error) {
@@ -103,6 +109,7 @@ func (c *Cluster) startFromDisk(i int, wiped bool) (*vsr.Replica, *recordingSM, 
 	if st.Damage == nil && !c.disks[i].faulty {
 		c.checkPromisesKept(i, st, r)
 	}
+	c.checkLoadedCommitted(i, st)
 	if r.Status() != vsr.StatusRecovering {
 		c.stats.Faults["restart-from-disk"]++
 	}
@@ -213,7 +220,13 @@ func (c *Cluster) damageDisk(i int) (wiped bool) {
 	d := c.disks[i]
 	switch c.rng.IntN(3) {
 	case 0:
-		if name, off, ok := d.fs.CorruptRandom(c.rng, isLogOrCheckpoint); ok {
+		// Three times in four the newest segment, where the live log is;
+		// otherwise any segment or checkpoint.
+		match := isLogOrCheckpoint
+		if newest := newestSegment(d.fs); newest != "" && c.rng.IntN(4) > 0 {
+			match = func(name string) bool { return name == newest }
+		}
+		if name, off, ok := d.fs.CorruptRandom(c.rng, match); ok {
 			c.markFaulty(i, "disk-corrupt")
 			c.trace.add(event{tick: c.now, what: "corrupt", note: fmt.Sprintf("r%d %s@%d", i, name, off)})
 		}
@@ -253,6 +266,17 @@ func (c *Cluster) diskFaultAllowed(i int) bool {
 	return c.faulty && c.f > 0 && (c.disks[i].faulty || c.faultyDisks() < c.f) && c.rng.Float64() < c.faults.DiskFault
 }
 
+// newestSegment is the name of the newest WAL segment on fs, or "".
+func newestSegment(fs *storage.MemFS) string {
+	newest := ""
+	for name := range fs.Files() {
+		if strings.HasSuffix(name, ".log") && name > newest {
+			newest = name
+		}
+	}
+	return newest
+}
+
 func (c *Cluster) markFaulty(i int, kind string) {
 	d := c.disks[i]
 	d.faulty = true
@@ -284,6 +308,22 @@ func (d *simDisk) notePromise(m any) {
 			d.ackView, d.ackOp = m.View, 0
 		}
 		d.ackOp = max(d.ackOp, m.OpNumber)
+	}
+}
+
+// checkLoadedCommitted checks that every committed op a replica's disk
+// gave back is the op the group committed: a disk may lose records, and the
+// store must notice, but it must never hand back a changed one as valid.
+func (c *Cluster) checkLoadedCommitted(i int, st storage.State) {
+	for _, e := range st.Entries {
+		if e.OpNumber > st.HardState.CommitNumber {
+			return
+		}
+		if want, ok := c.committed[e.OpNumber]; ok && !proto.Equal(want, e) {
+			c.fail("replica %d loaded committed op %d from its disk as (client %d, request %d, %x), but the group committed (client %d, request %d, %x): a corrupted record used as valid",
+				i, e.OpNumber, e.ClientId, e.RequestNumber, e.Operation, want.ClientId, want.RequestNumber, want.Operation)
+			return
+		}
 	}
 }
 

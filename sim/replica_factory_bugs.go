@@ -2,9 +2,18 @@
 
 package sim
 
-import "github.com/vsrgo/vsr/vsr"
+import (
+	"github.com/vsrgo/vsr/storage"
+	"github.com/vsrgo/vsr/vsr"
+)
 
 func init() {
 	newReplica = vsr.NewWithBugs
 	newReplicaHasBugs = true
+	storeOptions = func(bugs vsr.Bug) storage.Options {
+		if bugs&vsr.BugUseCorruptRecord != 0 {
+			return storage.WithSkippedChecksums(simStoreOptions)
+		}
+		return simStoreOptions
+	}
 }

@@ -38,6 +38,10 @@ func TestCrashLosesOnlyUnsyncedWrites(t *testing.T) {
 			t.Fatalf("seed %d: a crash made damage: %v", seed, st.Damage)
 		}
 		last := st.Entries[len(st.Entries)-1].OpNumber
+		if st.Damage != nil != st.HardState.Recovering {
+			t.Fatalf("seed %d: damage %v with hard state %+v: a damaged store comes back recovering", seed, st.Damage, st.HardState)
+		}
+		st.HardState.Recovering = false
 		switch {
 		case last == 3 && st.HardState == *hs(1, 2):
 			seen[0] = true
@@ -164,6 +168,9 @@ func TestRandomCrashesKeepSyncedBatches(t *testing.T) {
 			}
 			g.m = cands[match]
 			g.m.ckpt = c
+			if st.Damage != nil {
+				g.m.hs.Recovering = true // the repaired base records it
+			}
 		}
 		s.Close()
 	}
@@ -211,4 +218,64 @@ func TestDamagedStoreRecoversAfterCrashDuringRepair(t *testing.T) {
 			t.Fatalf("seed %d: %d entries after the repair, %d before", seed, got, n)
 		}
 	}
+}
+
+// TestCrashDuringRotation: a crash at any point of a Save that starts a
+// new segment (making the segment, then rewriting the head, then
+// appending) loses no batch a Save returned nil for, keeps or drops the
+// failed Save whole, and is never damage (but the one ambiguous tail a
+// crash can make, which still keeps every saved batch).
+func TestCrashDuringRotation(t *testing.T) {
+	opts := Options{SegmentBytes: 300}
+	points := 0
+	for n := 0; ; n++ {
+		finished := false
+		for seed := range uint64(20) {
+			r := rng(seed)
+			m := NewMemFS()
+			s, _ := openMem(t, m, opts)
+			var saved uint64
+			for s.size < opts.SegmentBytes || saved < 3 {
+				saved++
+				mustSave(t, s, Batch{LogFrom: saved, Entries: ents(saved, saved, 1), HardState: hs(1, saved-1)})
+			}
+			before := len(segFiles(m))
+			m.FailWritesAfter(n, errInjected)
+			next := saved + 1
+			err := s.Save([]Batch{{LogFrom: next, Entries: ents(next, next, 1), HardState: hs(1, saved)}})
+			if err != nil && !errors.Is(err, errInjected) {
+				t.Fatalf("point %d seed %d: Save: %v", n, seed, err)
+			}
+			if err == nil && len(segFiles(m)) != before+1 {
+				t.Fatalf("point %d seed %d: the Save did not rotate", n, seed)
+			}
+			finished = err == nil
+			m.FailWrites(nil)
+			m.Crash(r)
+			s.Close()
+			s, st := openMem(t, m, opts)
+			if st.Damage != nil && !strings.Contains(st.Damage.Error(), ambiguousTail) {
+				t.Fatalf("point %d seed %d: a crash during rotation made damage: %v", n, seed, st.Damage)
+			}
+			last := uint64(len(st.Entries))
+			if last < saved || last > next || finished && last != next {
+				t.Fatalf("point %d seed %d: %d entries after the crash, want %d (or %d)", n, seed, last, saved, next)
+			}
+			wantOps(t, st, 1, last)
+			if st.HardState != *hs(1, last-1) {
+				t.Fatalf("point %d seed %d: hard state %+v with %d entries", n, seed, st.HardState, last)
+			}
+			_, st = reopen(t, s, opts)
+			wantClean(t, st)
+			wantOps(t, st, 1, last)
+		}
+		points++
+		if finished {
+			break
+		}
+		if n > 100 {
+			t.Fatal("the Save never finishes")
+		}
+	}
+	t.Logf("crashed at %d points of the rotation", points)
 }

@@ -92,8 +92,8 @@ func TestBadChecksumAtVeryEndIsDamage(t *testing.T) {
 	_, st := openMem(t, m, Options{})
 	wantDamage(t, st)
 	wantOps(t, st, 1, 4)
-	if st.HardState != *hs(1, 3) {
-		t.Fatalf("hard state %+v, want the one of the last good frame", st.HardState)
+	if st.HardState != recovering(hs(1, 3)) {
+		t.Fatalf("hard state %+v, want the one of the last good frame, marked recovering", st.HardState)
 	}
 }
 
@@ -112,7 +112,7 @@ func TestCorruptMiddleFrameIsDamage(t *testing.T) {
 	s, st := openMem(t, m, Options{})
 	wantDamage(t, st)
 	wantOps(t, st, 1, 4)
-	if st.HardState != *hs(1, 3) {
+	if st.HardState != recovering(hs(1, 3)) {
 		t.Fatalf("hard state %+v", st.HardState)
 	}
 	if msg := st.Damage.Error(); !strings.Contains(msg, filepath.Base(seg)) || !strings.Contains(msg, "offset") {
@@ -206,7 +206,7 @@ func TestMissingSegmentIsDamage(t *testing.T) {
 					t.Fatalf("%d entries, want those of the first segment", n)
 				}
 				wantOps(t, st, 1, n)
-			} else if len(st.Entries) != 0 || st.HardState != (HardState{}) {
+			} else if len(st.Entries) != 0 || st.HardState != (HardState{Recovering: true}) {
 				t.Fatalf("with the first segment missing, state %+v", st)
 			}
 			_, st = reopen(t, s, Options{SegmentBytes: 300})
@@ -310,4 +310,161 @@ func TestEntriesNotContiguousIsDamage(t *testing.T) {
 		t.Fatalf("damage %q", st.Damage)
 	}
 	wantOps(t, st, 1, 3)
+}
+
+// TestOnlySegmentLostIsDamage: a store that saved batches and lost its
+// only segment (no checkpoint either) must not load as a new store, which
+// would make the replica start over with an empty log and break every
+// promise it made. The head file still names the lost segment.
+func TestOnlySegmentLostIsDamage(t *testing.T) {
+	m := NewMemFS()
+	saveOps(t, m, 5, Options{}).Close()
+	segs := segFiles(m)
+	if len(segs) != 1 {
+		t.Fatalf("%d segments, want 1", len(segs))
+	}
+	if err := m.RemoveFile(segs[0]); err != nil {
+		t.Fatal(err)
+	}
+	s, st := openMem(t, m, Options{})
+	wantDamage(t, st)
+	if st.IsNew() {
+		t.Fatal("a store that lost its only segment loads as new")
+	}
+	if msg := st.Damage.Error(); !strings.Contains(msg, "missing") || !strings.Contains(msg, filepath.Base(segs[0])) {
+		t.Fatalf("damage %q does not name the missing segment", msg)
+	}
+	_, st = reopen(t, s, Options{})
+	wantClean(t, st)
+}
+
+// TestNewestSegmentLostIsDamage: with several segments, losing the newest
+// leaves segments that replay without a gap; only the head tells.
+func TestNewestSegmentLostIsDamage(t *testing.T) {
+	opts := Options{SegmentBytes: 300}
+	m := NewMemFS()
+	saveOps(t, m, 20, opts).Close()
+	segs := segFiles(m)
+	if len(segs) < 3 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	if err := m.RemoveFile(segs[len(segs)-1]); err != nil {
+		t.Fatal(err)
+	}
+	s, st := openMem(t, m, opts)
+	wantDamage(t, st)
+	if !strings.Contains(st.Damage.Error(), filepath.Base(segs[len(segs)-1])) {
+		t.Fatalf("damage %q does not name the missing segment", st.Damage)
+	}
+	n := uint64(len(st.Entries))
+	if n == 0 || n >= 20 {
+		t.Fatalf("%d entries, want those of the older segments", n)
+	}
+	wantOps(t, st, 1, n)
+	// The repair's reset segment is the newest and the head names it: the
+	// store reloads clean, and later Saves extend it.
+	mustSave(t, s, Batch{LogFrom: n + 1, Entries: ents(n+1, n+1, 2)})
+	s, st = reopen(t, s, opts)
+	wantClean(t, st)
+	wantOps(t, st, 1, n+1)
+	s.Close()
+}
+
+// TestNewestSegmentEmptiedIsDamage: a newest segment with nothing intact
+// in it passes for a rotation that a crash cut short, unless the head
+// names it: the head is written only once the segment's base frame is
+// durable, so then its content was lost.
+func TestNewestSegmentEmptiedIsDamage(t *testing.T) {
+	opts := Options{SegmentBytes: 300}
+	m := NewMemFS()
+	saveOps(t, m, 20, opts).Close()
+	segs := segFiles(m)
+	newest := segs[len(segs)-1]
+	size, _ := m.Stat(newest)
+	f, err := m.Create(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, size))
+	f.Sync()
+	f.Close()
+	_, st := openMem(t, m, opts)
+	wantDamage(t, st)
+	if n := len(st.Entries); n == 0 || n >= 20 {
+		t.Fatalf("%d entries", n)
+	}
+}
+
+// TestHeadFileLostOrCorruptIsDamage: without an intact head, a lost newest
+// segment cannot be ruled out. The state holds everything (nothing else is
+// wrong), the damage names the head, and the repair writes a new one.
+func TestHeadFileLostOrCorruptIsDamage(t *testing.T) {
+	head := filepath.Join(testDir, headName)
+	spoil := map[string]func(m *MemFS) error{
+		"removed": func(m *MemFS) error { return m.RemoveFile(head) },
+		"number":  func(m *MemFS) error { return m.FlipByte(head, 8) },
+		"checksum": func(m *MemFS) error {
+			size, _ := m.Stat(head)
+			return m.FlipByte(head, size-1)
+		},
+		"truncated": func(m *MemFS) error {
+			f, err := m.OpenAppend(head)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Truncate(headSize - 1); err != nil {
+				return err
+			}
+			return f.Sync()
+		},
+	}
+	for name, f := range spoil {
+		t.Run(name, func(t *testing.T) {
+			opts := Options{SegmentBytes: 300}
+			m := NewMemFS()
+			saveOps(t, m, 20, opts).Close()
+			if err := f(m); err != nil {
+				t.Fatal(err)
+			}
+			s, st := openMem(t, m, opts)
+			wantDamage(t, st)
+			if !strings.Contains(st.Damage.Error(), headName) {
+				t.Fatalf("damage %q does not name the head file", st.Damage)
+			}
+			wantOps(t, st, 1, 20)
+			_, st = reopen(t, s, opts)
+			wantClean(t, st)
+			wantOps(t, st, 1, 20)
+		})
+	}
+}
+
+// TestSegmentPastHeadIsFine: a crash between making a new segment durable
+// and rewriting the head leaves the head one segment behind. That is no
+// damage, and Load brings the head up to the newest segment.
+func TestSegmentPastHeadIsFine(t *testing.T) {
+	opts := Options{SegmentBytes: 300}
+	m := NewMemFS()
+	saveOps(t, m, 20, opts).Close()
+	segs := segFiles(m)
+	newest, _ := parseName(filepath.Base(segs[len(segs)-1]), segPrefix, segSuffix)
+	if err := writeHead(m, testDir, newest-1); err != nil {
+		t.Fatal(err)
+	}
+	s, st := openMem(t, m, opts)
+	wantClean(t, st)
+	wantOps(t, st, 1, 20)
+	s.Close()
+	if got, bad, err := readHead(m, testDir); err != nil || bad != "" || got != newest {
+		t.Fatalf("after Load the head names segment %d (%q, %v), want %d", got, bad, err, newest)
+	}
+}
+
+// recovering is h marked recovering, as a damaged store returns its hard
+// state.
+func recovering(h *HardState) HardState {
+	r := *h
+	r.Recovering = true
+	return r
 }

@@ -16,6 +16,16 @@ type Options struct {
 	// file (default 64 MiB). Compaction frees space in whole segments, so
 	// smaller segments free it sooner, at the cost of more files.
 	SegmentBytes int64
+
+	// skipChecksums makes Load take frames whose checksum fails for intact
+	// ones (decoding what it can): a defect for the simulator's self-test,
+	// which must show that its checks catch a store that trusts corrupt
+	// data. It is unexported so that a normal build cannot set it: the only
+	// setter, WithSkippedChecksums, exists under the vsrbugs build tag. It
+	// is an option of each store, not a package variable, so that stores
+	// running side by side in one process (a simulated cluster's replicas,
+	// parallel tests) do not share the defect.
+	skipChecksums bool
 }
 
 // DefaultSegmentBytes is Options.SegmentBytes when it is zero.
@@ -26,9 +36,9 @@ const DefaultSegmentBytes = 64 << 20
 const maxKeptBuffer = 1 << 20
 
 // FileStore is the Store on an FS: a meta file naming the owner, a
-// write-ahead log in segment files, and checkpoint files (see wal.go,
-// checkpoint_file.go and meta.go for the formats, load.go for how Load
-// tells a crash from corruption).
+// write-ahead log in segment files, a head file naming the newest segment,
+// and checkpoint files (see wal.go, head.go, checkpoint_file.go and meta.go
+// for the formats, load.go for how Load tells a crash from corruption).
 //
 // It keeps in memory only what validation and compaction need: the log's
 // last op, the latest checkpoint's op, the hard state and, per segment, the
@@ -183,10 +193,17 @@ func (s *FileStore) appendSync(buf []byte) error {
 // rotate starts the next segment with a base frame restating the state so
 // far. The active segment is already synced (every append syncs), and the
 // new one becomes durable, name and all, before anything is appended to it.
+// Only then does the head file name it: a crash in between leaves a newest
+// segment past the head's, which Load accepts, while the other order would
+// leave a head past every segment, which Load takes for a lost segment.
 func (s *FileStore) rotate() error {
 	num := s.segs[len(s.segs)-1].num + 1
 	f, err := s.createSegment(num, s.seq+1, false, nil)
 	if err != nil {
+		return err
+	}
+	if err := writeHead(s.fs, s.dir, num); err != nil {
+		f.Close()
 		return err
 	}
 	old := s.active

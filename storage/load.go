@@ -15,7 +15,11 @@ import (
 // inside the frame) is cut off silently; a bad frame anywhere else, a gap
 // in sequence or segment numbers, a missing checkpoint, or a log that does
 // not reach what the hard state or a base frame says it held, is damage.
-// See replay.go for the per-frame rules.
+// See replay.go for the per-frame rules. So is a head file that is missing
+// or corrupt, or that names a segment newer than the newest one holding a
+// frame: the newest segment was lost, which nothing else shows (see
+// head.go). The directory has a meta file (Open checked it), so it was
+// initialised, and initialisation makes the head before the meta file.
 //
 // After damage, Load sets the damaged segments (and corrupt checkpoint
 // files) aside as *.damaged, and writes what it returns as a new reset
@@ -35,6 +39,10 @@ func (s *FileStore) Load() (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	head, headBad, err := readHead(s.fs, s.dir)
+	if err != nil {
+		return State{}, err
+	}
 	var dmg damage
 	cp, err := s.loadCheckpoint(d, &dmg)
 	if err != nil {
@@ -44,7 +52,7 @@ func (s *FileStore) Load() (State, error) {
 	if cp != nil {
 		ckptOp = cp.OpNumber
 	}
-	r := newReplayer(s.fs, s.dir, ckptOp)
+	r := newReplayer(s.fs, s.dir, ckptOp, s.opts.skipChecksums)
 	start, err := r.findReset(d.segs)
 	if err != nil {
 		return State{}, err
@@ -52,26 +60,59 @@ func (s *FileStore) Load() (State, error) {
 	if err := r.run(d.segs[start:]); err != nil {
 		return State{}, err
 	}
-	if r.damage != "" {
+	if headBad == "" {
+		headBad = checkHead(s.dir, head, newestWithFrame(d, r))
+	}
+	if headBad != "" {
+		dmg.add(headBad)
+	}
+	switch c := r.hs.CommitNumber; {
+	case r.damage != "":
 		dmg.add(r.damage)
-	} else if len(r.segs) == 0 && cp != nil {
+	case headBad != "":
+		// What a lost newest segment leaves behind (a checkpoint with no
+		// segment, a commit number past the log) is the same loss: it is
+		// reported once, by the head.
+	case len(r.segs) == 0 && cp != nil:
 		dmg.add(fmt.Sprintf("checkpoint at op %d but no WAL segment in %s: the hard state is lost", cp.OpNumber, s.dir))
-	} else if c := r.hs.CommitNumber; c > max(r.ckpt, r.lastOp) {
+	case c > max(r.ckpt, r.lastOp):
 		dmg.add(fmt.Sprintf("the hard state's commit number %d is past both the checkpoint (op %d) and the log's end (op %d)",
 			c, r.ckpt, r.lastOp))
+	}
+	if !dmg.none() {
+		// The repaired base records that its replica is recovering: what it
+		// lost may include acknowledgements, and a crash before the replica
+		// itself says so must not let the next Load pass for intact (or, with
+		// nothing left, for a new store).
+		r.hs.Recovering = true
 	}
 	s.hs, s.seq = r.hs, r.seq
 	s.bounds = logBounds{lastOp: r.lastOp, ckptOp: r.ckpt}
 	if dmg.none() {
-		err = s.settle(d, start, r)
+		err = s.settle(d, start, r, head)
 	} else {
-		err = s.repair(d, start, r)
+		err = s.repair(d, start, r, head)
 	}
 	if err != nil {
 		return State{}, err
 	}
 	s.loaded = true
 	return State{HardState: r.hs, Checkpoint: cp, Entries: r.ents, Damage: dmg.err()}, nil
+}
+
+// newestWithFrame returns the newest segment present that holds a frame,
+// or 0 for none: the last one, unless the replay found it empty (a
+// rotation that a crash cut short, which settle removes), then the one
+// before it.
+func newestWithFrame(d *dirScan, r *replayer) uint64 {
+	n := len(d.segs)
+	if r.cut == 0 {
+		n--
+	}
+	if n <= 0 {
+		return 0
+	}
+	return d.segs[n-1]
 }
 
 // dirScan is what a data directory holds, by kind.
@@ -139,8 +180,12 @@ func (s *FileStore) loadCheckpoint(d *dirScan, dmg *damage) (*Checkpoint, error)
 // settle finishes a Load that found no damage: it removes the segments a
 // reset superseded, cuts a torn tail off the last segment (removing the
 // segment if nothing intact is left in it) and opens the last segment for
-// appending, creating the first one for a new store.
-func (s *FileStore) settle(d *dirScan, start int, r *replayer) error {
+// appending (creating one if none is left, which initialisation and the
+// head check make a defensive case only). When the last segment is past
+// the one the head names (a crash came between making it and rewriting
+// the head), it brings the head up to it, so that a later loss of that
+// segment is noticed too.
+func (s *FileStore) settle(d *dirScan, start int, r *replayer, head uint64) error {
 	s.ckpts = d.ckpts
 	changed := false
 	for _, num := range d.segs[:start] {
@@ -178,29 +223,57 @@ func (s *FileStore) settle(d *dirScan, start int, r *replayer) error {
 		}
 		s.seq++
 		s.segs = []segment{{num: num, maxOp: s.bounds.lastOp}}
-		return s.setActive(f)
+		if err := s.setActive(f); err != nil {
+			return err
+		}
+	} else {
+		name := s.path(segName(s.segs[len(s.segs)-1].num))
+		f, err := s.fs.OpenAppend(name)
+		if err != nil {
+			return fmt.Errorf("storage: open %s: %w", name, err)
+		}
+		if err := s.setActive(f); err != nil {
+			return err
+		}
 	}
-	name := s.path(segName(s.segs[len(s.segs)-1].num))
-	f, err := s.fs.OpenAppend(name)
-	if err != nil {
-		return fmt.Errorf("storage: open %s: %w", name, err)
+	last := s.segs[len(s.segs)-1].num
+	if last == head {
+		return nil
 	}
-	return s.setActive(f)
+	// The head may name the segment only once it is durable, content and
+	// name: what Load read of it may be bytes whose sync failed, still in
+	// the page cache.
+	if err := s.active.Sync(); err != nil {
+		return fmt.Errorf("storage: sync %s: %w", s.path(segName(last)), err)
+	}
+	if err := syncDir(s.fs, s.dir); err != nil {
+		return err
+	}
+	return writeHead(s.fs, s.dir, last)
 }
 
 // repair makes the state a damaged Load returns the new base: it writes it
-// as a reset segment numbered after every segment present (durable before
-// anything else changes, so a crash from here on finds it and ignores the
-// older segments), then sets aside the damaged segments and corrupt
-// checkpoint files as *.damaged, replacing those of an earlier repair so
-// they do not pile up, and removes the segments the reset supersedes.
-func (s *FileStore) repair(d *dirScan, start int, r *replayer) error {
-	num := uint64(1)
+// as a reset segment numbered after every segment present and after the
+// head's (durable before anything else changes, so a crash from here on
+// finds it and ignores the older segments) and makes the head name it,
+// then sets aside the damaged segments and corrupt checkpoint files as
+// *.damaged, replacing those of an earlier repair so they do not pile up,
+// and removes the segments the reset supersedes. Numbering the reset past
+// the head's segment means that a crash before the head is rewritten
+// leaves a newest segment past the head's, which is no damage, unless the
+// head itself was what was damaged. A corrupt head is not set aside: it
+// holds nothing but a number, which the new head replaces.
+func (s *FileStore) repair(d *dirScan, start int, r *replayer, head uint64) error {
+	num := head + 1
 	if len(d.segs) > 0 {
-		num = d.segs[len(d.segs)-1] + 1
+		num = max(num, d.segs[len(d.segs)-1]+1)
 	}
 	f, err := s.createSegment(num, s.seq+1, true, r.ents)
 	if err != nil {
+		return err
+	}
+	if err := writeHead(s.fs, s.dir, num); err != nil {
+		f.Close()
 		return err
 	}
 	if err := s.setActive(f); err != nil {

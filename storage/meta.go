@@ -10,7 +10,10 @@ import (
 )
 
 // The meta file, vsr.meta, names the directory's owner. It is written once,
-// when the directory is initialised, and read at every open:
+// when the directory is initialised, and read at every open. Its presence
+// also marks the directory as initialised: it gets its name only after the
+// first WAL segment and the head file (head.go) are durable (see
+// initDir). Its format is
 //
 //	magic "vsr-meta", u32 FormatVersion, u32 zero, u64 ClusterID,
 //	u64 ReplicaIndex, u64 ReplicaCount, u32 CRC-32C of all before it
@@ -67,27 +70,30 @@ func (id Identity) String() string {
 }
 
 // openDir checks that dir is id's data directory, or initialises it when it
-// is missing or empty. It changes nothing in a directory it refuses.
+// is missing, empty, or holds an initialisation that a crash cut short. It
+// changes nothing in a directory it refuses: one of another owner or
+// format, one holding files that are not a store's, and one holding a
+// store's files but neither the meta file nor its temporary file (whose
+// owner is unknown, so they are neither adopted nor overwritten).
 func openDir(fsys FS, dir string, id Identity) error {
 	names, err := fsys.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := fsys.MkdirAll(dir); err != nil {
 			return fmt.Errorf("storage: create %s: %w", dir, err)
 		}
-		return writeMeta(fsys, dir, id)
+		return initDir(fsys, dir, id)
 	}
 	if err != nil {
 		return fmt.Errorf("storage: list %s: %w", dir, err)
 	}
 	var mine, foreign []string
-	hasMeta := false
+	hasMeta, hasMetaTmp := false, false
 	for _, n := range names {
 		switch {
 		case n == metaName:
 			hasMeta = true
 		case n == metaName+tmpSuffix:
-			// A first open that crashed before its rename: nothing else
-			// can be here yet, and the file is rewritten below.
+			hasMetaTmp = true
 		case ours(n):
 			mine = append(mine, n)
 		default:
@@ -105,37 +111,124 @@ func openDir(fsys FS, dir string, id Identity) error {
 	if len(foreign) > 0 {
 		return fmt.Errorf("%w: %s has no %s and holds %q", ErrForeignDir, dir, metaName, foreign[:min(len(foreign), 5)])
 	}
+	if hasMetaTmp {
+		return redoInit(fsys, dir, id, mine)
+	}
 	if len(mine) > 0 {
 		// A store's files without the meta: whose they are is unknown, so
 		// they are neither adopted nor overwritten.
 		return fmt.Errorf("%w: %s holds %d store files but no %s: its owner is unknown", ErrDamaged, dir, len(mine), metaName)
 	}
-	return writeMeta(fsys, dir, id)
+	return initDir(fsys, dir, id)
 }
 
-// writeMeta writes the meta file durably: temporary file, sync, rename,
-// sync of the directory.
-func writeMeta(fsys FS, dir string, id Identity) error {
+// initDir makes dir, which holds none of the store's files, a new data
+// directory of id. Its order is what lets Load and openDir read a
+// directory without guessing:
+//   - the meta file's temporary file is written and its name made durable
+//     before any other file of the store exists, so that a directory
+//     holding a store's files without the meta file holds it too whenever
+//     an initialisation made them (openDir then starts the initialisation
+//     over, and refuses any other such directory);
+//   - the first segment, with its base frame, and the head naming it are
+//     made durable next;
+//   - the meta file gets its name last. A directory with the meta file
+//     therefore always had its first segment and head: Load takes either
+//     one missing for a lost file (damage), never for a new store.
+func initDir(fsys FS, dir string, id Identity) error {
 	final := filepath.Join(dir, metaName)
 	tmp := final + tmpSuffix
-	f, err := fsys.Create(tmp)
+	if err := writeSynced(fsys, tmp, encodeMeta(id)); err != nil {
+		return err
+	}
+	if err := syncDir(fsys, dir); err != nil {
+		return err
+	}
+	base, err := appendBaseFrame(nil, 1, false, HardState{}, 0, 0, nil)
 	if err != nil {
-		return fmt.Errorf("storage: create %s: %w", tmp, err)
+		return err
 	}
-	if _, err := f.Write(encodeMeta(id)); err != nil {
-		f.Close()
-		return fmt.Errorf("storage: write %s: %w", tmp, err)
+	if err := writeSynced(fsys, filepath.Join(dir, segName(firstSegment)), base); err != nil {
+		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("storage: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("storage: close %s: %w", tmp, err)
+	// The head's directory sync also makes the segment's name durable.
+	if err := writeHead(fsys, dir, firstSegment); err != nil {
+		return err
 	}
 	if err := fsys.Rename(tmp, final); err != nil {
 		return fmt.Errorf("storage: rename %s: %w", tmp, err)
 	}
+	return syncDir(fsys, dir)
+}
+
+// redoInit starts over an initialisation of dir that a crash cut short
+// (the meta file's temporary file is there, the meta file is not): nothing
+// was ever stored in it, so the files that initialisation makes are
+// deleted and it runs again. Any other store file means the directory is
+// not what an initialisation leaves; it is refused, untouched. The meta
+// file's temporary file is kept until initDir rewrites it, so that a crash
+// during the deletions still leaves the directory recognisable as an
+// unfinished initialisation.
+func redoInit(fsys FS, dir string, id Identity, mine []string) error {
+	for _, n := range mine {
+		if n != segName(firstSegment) && n != headName && n != headName+tmpSuffix {
+			return fmt.Errorf("%w: %s holds %s, which no initialisation makes, and no %s: its owner is unknown",
+				ErrDamaged, dir, n, metaName)
+		}
+	}
+	for _, n := range mine {
+		name := filepath.Join(dir, n)
+		if err := fsys.Remove(name); err != nil {
+			return fmt.Errorf("storage: remove %s: %w", name, err)
+		}
+	}
+	if len(mine) > 0 {
+		if err := syncDir(fsys, dir); err != nil {
+			return err
+		}
+	}
+	return initDir(fsys, dir, id)
+}
+
+// writeSynced creates name holding data and syncs it. Its name is durable
+// only after a sync of its directory.
+func writeSynced(fsys FS, name string, data []byte) error {
+	f, err := fsys.Create(name)
+	if err != nil {
+		return fmt.Errorf("storage: create %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("storage: write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("storage: sync %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("storage: close %s: %w", name, err)
+	}
+	return nil
+}
+
+// replaceFile makes data the content of the file base of dir, durably:
+// temporary file, sync, rename, sync of the directory. Whatever a crash
+// does, the file then holds its old content or data, whole; a leftover
+// temporary file is removed by the next Load.
+func replaceFile(fsys FS, dir, base string, data []byte) error {
+	final := filepath.Join(dir, base)
+	tmp := final + tmpSuffix
+	if err := writeSynced(fsys, tmp, data); err != nil {
+		return err
+	}
+	if err := fsys.Rename(tmp, final); err != nil {
+		return fmt.Errorf("storage: rename %s: %w", tmp, err)
+	}
+	return syncDir(fsys, dir)
+}
+
+// syncDir makes the name changes in dir durable.
+func syncDir(fsys FS, dir string) error {
 	if err := fsys.SyncDir(dir); err != nil {
 		return fmt.Errorf("storage: sync directory %s: %w", dir, err)
 	}

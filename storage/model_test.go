@@ -47,6 +47,13 @@ func (m *model) apply(b Batch) {
 // diff says how st differs from what the model holds with the checkpoint
 // st returned (the caller checks that checkpoint is an allowed one).
 func (m *model) diff(st State) string {
+	if st.Damage != nil {
+		// A damaged store comes back recovering (see Load).
+		if !st.HardState.Recovering {
+			return fmt.Sprintf("damaged (%v) but the hard state %+v is not marked recovering", st.Damage, st.HardState)
+		}
+		st.HardState.Recovering = m.hs.Recovering
+	}
 	if st.HardState != m.hs {
 		return fmt.Sprintf("hard state %+v, want %+v", st.HardState, m.hs)
 	}

@@ -201,3 +201,137 @@ func TestOpenRefusesCorruptMeta(t *testing.T) {
 		t.Fatal("a refused open changed the directory")
 	}
 }
+
+// TestCrashDuringInitialisation: a crash at any point of a first open, or
+// of the open that finishes an initialisation cut short, leaves a
+// directory that opens as a clean new store, never one that is refused or
+// damaged; and the store then keeps what it is given.
+func TestCrashDuringInitialisation(t *testing.T) {
+	points := 0
+	for n := 0; ; n++ {
+		finished := false
+		for seed := range uint64(20) {
+			r := rng(seed)
+			m := NewMemFS()
+			m.FailWritesAfter(n, errInjected)
+			s, err := Open(m, testDir, testID, Options{})
+			if err == nil {
+				_, err = s.Load()
+				s.Close()
+			}
+			if err != nil && !errors.Is(err, errInjected) {
+				t.Fatalf("point %d seed %d: first open: %v", n, seed, err)
+			}
+			finished = err == nil
+			m.FailWrites(nil)
+			m.Crash(r)
+			if r.IntN(2) == 0 {
+				// Crash again while the next open finishes the work.
+				m.FailWritesAfter(r.IntN(20), errInjected)
+				if s, err := Open(m, testDir, testID, Options{}); err == nil {
+					s.Load()
+					s.Close()
+				} else if !errors.Is(err, errInjected) {
+					t.Fatalf("point %d seed %d: second open: %v", n, seed, err)
+				}
+				m.FailWrites(nil)
+				m.Crash(r)
+			}
+			s, err = Open(m, testDir, testID, Options{})
+			if err != nil {
+				t.Fatalf("point %d seed %d: open after the crash: %v", n, seed, err)
+			}
+			st, err := s.Load()
+			if err != nil {
+				t.Fatalf("point %d seed %d: Load after the crash: %v", n, seed, err)
+			}
+			if !st.IsNew() {
+				t.Fatalf("point %d seed %d: after the crash the store loads %+v", n, seed, st)
+			}
+			mustSave(t, s, Batch{LogFrom: 1, Entries: ents(1, 2, 1), HardState: hs(1, 1)})
+			_, st = reopen(t, s, Options{})
+			wantClean(t, st)
+			wantOps(t, st, 1, 2)
+		}
+		points++
+		if finished {
+			break
+		}
+		if n > 100 {
+			t.Fatal("the first open never finishes")
+		}
+	}
+	t.Logf("crashed at %d points of the initialisation", points)
+}
+
+// TestOpenFinishesInterruptedInitialisation: the files an initialisation
+// makes before the meta file's rename are deleted and made again; any
+// other file beside the meta file's temporary file is refused, untouched.
+func TestOpenFinishesInterruptedInitialisation(t *testing.T) {
+	put := func(m *MemFS, name, content string) {
+		f, err := m.Create(filepath.Join(testDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(content))
+		f.Sync()
+		f.Close()
+		m.SyncDir(testDir)
+	}
+	cases := map[string]struct {
+		files []string
+		want  error // nil: a new store
+	}{
+		"segment and head":    {files: []string{segName(firstSegment), headName, headName + tmpSuffix}},
+		"torn segment":        {files: []string{segName(firstSegment)}},
+		"a checkpoint":        {files: []string{segName(firstSegment), ckptName(5)}, want: ErrDamaged},
+		"a later segment":     {files: []string{segName(2)}, want: ErrDamaged},
+		"someone else's file": {files: []string{headName, "notes.txt"}, want: ErrForeignDir},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := NewMemFS()
+			m.MkdirAll(testDir)
+			put(m, metaName+tmpSuffix, "vsr-me")
+			for _, f := range c.files {
+				put(m, f, "junk")
+			}
+			before := snapshot(t, m, testDir)
+			s, err := Open(m, testDir, testID, Options{})
+			if c.want != nil {
+				if !errors.Is(err, c.want) {
+					t.Fatalf("Open: %v, want %v", err, c.want)
+				}
+				if after := snapshot(t, m, testDir); !maps.Equal(before, after) {
+					t.Fatal("a refused open changed the directory")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			st, err := s.Load()
+			if err != nil || !st.IsNew() {
+				t.Fatalf("Load: %+v, %v", st, err)
+			}
+			s.Close()
+		})
+	}
+}
+
+// TestOldFormatIsRefused: a directory of format version 1, which has no
+// head file, is refused rather than loaded as damaged.
+func TestOldFormatIsRefused(t *testing.T) {
+	c := populated(t)["MemFS"]
+	m := c.fs.(*MemFS)
+	v1 := encodeMeta(testID)
+	binary.LittleEndian.PutUint32(v1[8:], 1)
+	binary.LittleEndian.PutUint32(v1[metaSize-4:], crc32.Checksum(v1[:metaSize-4], castagnoli))
+	if err := replaceFile(m, c.dir, metaName, v1); err != nil {
+		t.Fatal(err)
+	}
+	m.RemoveFile(filepath.Join(c.dir, headName))
+	if _, err := Open(m, c.dir, testID, Options{}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("Open of a version 1 directory: %v, want ErrVersion", err)
+	}
+}

@@ -16,6 +16,8 @@ import (
 type replayer struct {
 	fs  FS
 	dir string
+	// skipChecksums is the store's injected defect (Options.skipChecksums).
+	skipChecksums bool
 
 	// ckpt is the op of the checkpoint Load returns (0 for none).
 	ckpt   uint64
@@ -40,8 +42,8 @@ type replayer struct {
 	damageAt int
 }
 
-func newReplayer(fsys FS, dir string, ckpt uint64) *replayer {
-	return &replayer{fs: fsys, dir: dir, ckpt: ckpt, cut: -1, damageAt: -1}
+func newReplayer(fsys FS, dir string, ckpt uint64, skipChecksums bool) *replayer {
+	return &replayer{fs: fsys, dir: dir, skipChecksums: skipChecksums, ckpt: ckpt, cut: -1, damageAt: -1}
 }
 
 // findReset returns the index of the newest segment that begins with a
@@ -92,7 +94,7 @@ func (r *replayer) segment(i int, num uint64, name string, data []byte, last boo
 			break
 		}
 		var f *frame
-		if st == frameOK || (st == frameBadCRC && skipChecksums.Load()) {
+		if st == frameOK || (st == frameBadCRC && r.skipChecksums) {
 			var err error
 			if f, err = decodeFrame(payload); err != nil && st == frameOK {
 				r.fail(i, fmt.Sprintf("%s at offset %d: a frame whose checksum holds does not decode: %v", name, off, err))
@@ -118,7 +120,9 @@ func (r *replayer) segment(i int, num uint64, name string, data []byte, last boo
 		if last {
 			// A segment whose base frame never became durable: the
 			// rotation that made it did not finish, so nothing was
-			// appended to it. Settle removes it.
+			// appended to it. Settle removes it. (Had the head named
+			// it, its base frame would have been durable: Load takes
+			// that case for a lost segment.)
 			r.cut = 0
 			return true
 		}

@@ -21,8 +21,10 @@ import (
 )
 
 // FormatVersion is the version of the on-disk format FileStore writes. A
-// data directory written by another version is refused at open.
-const FormatVersion = 1
+// data directory written by another version is refused at open. Version 2
+// added the head file, which every initialised directory must hold: a
+// version 1 directory, which has none, would otherwise load as damaged.
+const FormatVersion = 2
 
 // Identity names the replica a data directory belongs to. It is written
 // when the directory is created and checked at every open: a directory of
@@ -109,8 +111,10 @@ type Store interface {
 	// Load returns what the store holds. It is called once, at start,
 	// before any other method. When it reports Damage, the store has
 	// already set the damaged files aside (renamed, never read again) and
-	// rewritten what it returned as a clean base, so that later Saves
-	// extend a log that loads without that damage.
+	// rewritten what it returned as a clean base, with HardState.Recovering
+	// set, so that later Saves extend a log that loads without that damage
+	// and a crash before the caller recovers cannot pass the store off as
+	// intact or new.
 	Load() (State, error)
 	// Save makes the batches durable, in order, with one sync for all of
 	// them (group commit): when it returns nil, a crash at any later moment

@@ -37,6 +37,10 @@ import (
 // that compaction may delete earlier segments without losing them. A reset
 // base also carries the log's entries after the checkpoint: Load writes one
 // after it finds damage, and it supersedes every earlier segment.
+//
+// The head file (head.go) names the newest segment, so that Load can tell
+// when the newest one, which no later segment follows to show the gap, is
+// lost.
 
 const (
 	frameHeaderSize = 8
@@ -340,6 +344,7 @@ func intactFrameAfter(data []byte, off int, seq uint64) bool {
 
 const (
 	metaName      = "vsr.meta"
+	headName      = "vsr.head"
 	segPrefix     = "wal-"
 	segSuffix     = ".log"
 	ckptPrefix    = "checkpoint-"
@@ -367,7 +372,7 @@ func parseName(name, prefix, suffix string) (uint64, bool) {
 // ours reports whether name is a file FileStore makes.
 func ours(name string) bool {
 	base := strings.TrimSuffix(strings.TrimSuffix(name, tmpSuffix), damagedSuffix)
-	if base == metaName {
+	if base == metaName || base == headName {
 		return true
 	}
 	_, seg := parseName(base, segPrefix, segSuffix)
