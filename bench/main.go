@@ -5,6 +5,7 @@
 // Usage:
 //
 //	go -C bench run . storage [flags]
+//	go -C bench run . raft [flags]
 package main
 
 import (
@@ -19,6 +20,7 @@ var subcommands = map[string]struct {
 	run  func(args []string) int
 	help string
 }{
+	"raft":    {runRaft, "a durable 3-replica vsr group against a durable 3-node hashicorp/raft cluster, in one process"},
 	"storage": {runStorage, "fsync'd append throughput with group commit: our FileStore against bbolt, pebble, raft-wal, raft-boltdb"},
 }
 

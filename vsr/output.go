@@ -46,11 +46,15 @@ type SavedCheckpoint struct {
 // HardState durable; only then send Messages, then Replies. That order is
 // what makes every message a promise the replica keeps across a crash: a
 // PrepareOK is sent only once its entries are durable, a StartViewChange or
-// DoViewChange only once its view is, a reply only once the commit number
-// that covers it is. A caller without a disk sends at once.
+// DoViewChange only once its view is, a Prepare only once the primary's own
+// copy is (its PrepareOK counts itself). A reply needs no write of its own:
+// the ops it answers are durable at f+1 replicas. A caller without a disk
+// sends at once.
 type Output struct {
-	// HardState is set when the view, last normal view, commit number or
-	// recovering flag changed.
+	// HardState is set when the view, last normal view or recovering flag
+	// changed, or when the log changed (the commit number then rides
+	// along). A step that only commits asks for no write: no message
+	// promises that the commit number is durable (see sameVote).
 	HardState *HardState
 	// LogFrom, when not zero, is the first op number whose log slot changed
 	// in this step: the stored log from LogFrom on must be replaced by

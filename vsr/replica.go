@@ -236,7 +236,7 @@ func (r *Replica) flush() {
 func (r *Replica) takeOutput() Output {
 	hs := HardState{View: r.viewNumber, LastNormalView: r.lastNormalView, CommitNumber: r.commitNumber,
 		Recovering: r.status == StatusRecovering}
-	if hs != r.hardState {
+	if hs != r.hardState && (r.logChangedFrom != 0 || !sameVote(hs, r.hardState)) {
 		r.hardState = hs
 		r.out.HardState = &hs
 	}
@@ -244,6 +244,17 @@ func (r *Replica) takeOutput() Output {
 	out := r.out
 	r.out = Output{}
 	return out
+}
+
+// sameVote reports whether a and b differ at most in their commit numbers.
+// A step that only moves the commit number asks for no write: nothing a
+// replica sends promises that its commit number is durable (a replica
+// restarted with an older one learns it again from its peers, and a
+// primary's linearizable reads wait for the ops in its log to commit
+// anew), so a reply need not wait for a sync of its own. The commit number
+// rides along with the next write of the log or the view.
+func sameVote(a, b HardState) bool {
+	return a.View == b.View && a.LastNormalView == b.LastNormalView && a.Recovering == b.Recovering
 }
 
 // becomeNormal enters normal status in the current view with the current log.
