@@ -184,6 +184,8 @@ func TestRestart_PrimaryIgnoresConfirmationsOfItsEarlierIncarnationsRounds(t *te
 	nw.dropAll()
 	nw.restartFromDisk(0, false)
 	require.True(t, nw.replicas[0].IsPrimary())
+	nw.run(DefaultHeartbeatTicks) // it commits its log again, so only the round holds the read
+	require.Equal(t, nw.replicas[0].OpNumber(), nw.replicas[0].CommitNumber())
 
 	nw.step(0, readRequest(2, 3, "a", messages.ReadMode_READ_MODE_LINEARIZABLE))
 	nw.dropAll()
