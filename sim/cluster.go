@@ -258,9 +258,6 @@ func (c *Cluster) process(i int, out vsr.Output) {
 		c.sendOutput(i, out.Messages, out.Replies)
 		return
 	}
-	if d := c.disks[i]; d.faulty && r.Status() == vsr.StatusNormal {
-		d.faulty = false // recovered: the fault is repaired
-	}
 	c.persist(i, out)
 }
 

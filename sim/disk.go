@@ -36,7 +36,7 @@ type simDisk struct {
 	syncAt    int // the tick at which pending steps are written; -1: none
 	compacted uint64
 	// faulty is set when a fault was injected into this disk, until the
-	// replica is normal again.
+	// disk records that the replica is no longer recovering.
 	faulty bool
 	// The promises the replica's sent messages made: the highest view it
 	// voted or acknowledged in, and its latest PrepareOK.
@@ -111,6 +111,9 @@ func (c *Cluster) startFromDisk(i int, wiped bool) (*vsr.Replica, *recordingSM, 
 	}
 	c.checkLoadedCommitted(i, st)
 	if r.Status() != vsr.StatusRecovering {
+		c.disks[i].faulty = false // a torn write that was cut off: nothing was lost
+	}
+	if r.Status() != vsr.StatusRecovering {
 		c.stats.Faults["restart-from-disk"]++
 	}
 	return r, store, nil
@@ -180,6 +183,14 @@ func (c *Cluster) flushDisk(i int) {
 	if err := storage.WriteChanges(d.store, changesOf(steps)); err != nil {
 		c.fail("replica %d: its disk failed a write: %v", i, err)
 		return
+	}
+	for _, s := range steps {
+		if hs := s.change.Batch.HardState; hs != nil && !hs.Recovering {
+			// The end of its recovery is durable: the fault is repaired.
+			// Until then a crash would make it recover again, so it still
+			// counts against f.
+			d.faulty = false
+		}
 	}
 	for _, s := range steps {
 		c.sendOutput(i, s.messages, s.replies)
