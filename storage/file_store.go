@@ -44,9 +44,10 @@ const maxKeptBuffer = 1 << 20
 // last op, the latest checkpoint's op, the hard state and, per segment, the
 // highest op it brought the log to. The entries live on disk.
 type FileStore struct {
-	fs   FS
-	dir  string
-	opts Options
+	fs     FS
+	dir    string
+	opts   Options
+	unlock func() error // releases the directory's lock
 
 	// ckptMu serialises SaveCheckpoint, which writes its file without mu so
 	// that a large checkpoint does not hold up Saves, and guards ckpts.
@@ -93,7 +94,13 @@ func Open(fsys FS, dir string, id Identity, opts Options) (*FileStore, error) {
 	if err := openDir(fsys, dir, id); err != nil {
 		return nil, err
 	}
-	return &FileStore{fs: fsys, dir: dir, opts: opts}, nil
+	// The lock is taken once the directory is known to be this replica's,
+	// so that a refused directory is left untouched.
+	unlock, err := fsys.Lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &FileStore{fs: fsys, dir: dir, opts: opts, unlock: unlock}, nil
 }
 
 // writable reports why the store cannot write; called with mu held.
@@ -359,8 +366,9 @@ func (s *FileStore) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	var err error
 	if s.active != nil {
-		return s.active.Close()
+		err = s.active.Close()
 	}
-	return nil
+	return errors.Join(err, s.unlock())
 }

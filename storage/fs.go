@@ -39,7 +39,19 @@ type FS interface {
 	// Stat returns the size of a file, or an error that matches
 	// fs.ErrNotExist when there is none.
 	Stat(name string) (int64, error)
+	// Lock takes the exclusive lock of the data directory dir, or fails
+	// with an error wrapping ErrLocked while another store (in this
+	// process or another) holds it. unlock releases it; so does the end of
+	// the process.
+	Lock(dir string) (unlock func() error, err error)
 }
+
+// ErrLocked: another store holds the data directory: two replicas writing
+// one log would corrupt it.
+var ErrLocked = errors.New("storage: data directory is in use by another store")
+
+// lockName is the file OSFS locks in a data directory.
+const lockName = "vsr.lock"
 
 // File is an open file of an FS. A file opened with Open only reads; one
 // opened with Create or OpenAppend only writes.

@@ -35,6 +35,8 @@ type MemFS struct {
 	// returned by each of them; failErr nil means none fails.
 	failAfter int
 	failErr   error
+	// locked holds the directories whose lock a store holds.
+	locked map[string]bool
 }
 
 type memDir struct {
@@ -389,4 +391,27 @@ func (f *memFile) Close() error {
 	}
 	f.closed = true
 	return nil
+}
+
+// Lock takes dir's lock, held in memory: a crash or a wipe releases every
+// lock, as the end of a process does.
+func (m *MemFS) Lock(dir string) (func() error, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.locked[dir] {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+	}
+	if m.locked == nil {
+		m.locked = map[string]bool{}
+	}
+	m.locked[dir] = true
+	gen := m.gen
+	return func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.gen == gen {
+			delete(m.locked, dir)
+		}
+		return nil
+	}, nil
 }

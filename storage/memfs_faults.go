@@ -37,6 +37,7 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 			crashFile(d.names[base], rng)
 		}
 	}
+	m.locked = nil
 	m.gen++
 }
 
@@ -155,6 +156,7 @@ func (m *MemFS) Wipe() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.dirs = map[string]*memDir{}
+	m.locked = nil
 	m.gen++
 }
 

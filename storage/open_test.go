@@ -335,3 +335,36 @@ func TestOldFormatIsRefused(t *testing.T) {
 		t.Fatalf("Open of a version 1 directory: %v, want ErrVersion", err)
 	}
 }
+
+// TestSecondStoreOnOneDirectoryIsRefused: two stores writing one log would
+// corrupt it, so a second Open of a directory fails while the first store
+// is open, and succeeds once it is closed or its process has crashed.
+func TestSecondStoreOnOneDirectoryIsRefused(t *testing.T) {
+	for _, fsys := range []struct {
+		name string
+		fs   FS
+		dir  string
+	}{{"MemFS", NewMemFS(), testDir}, {"OSFS", OSFS{}, t.TempDir()}} {
+		t.Run(fsys.name, func(t *testing.T) {
+			first, err := Open(fsys.fs, fsys.dir, testID, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Open(fsys.fs, fsys.dir, testID, Options{}); !errors.Is(err, ErrLocked) {
+				t.Fatalf("second Open: %v, want ErrLocked", err)
+			}
+			first.Close()
+			second, err := Open(fsys.fs, fsys.dir, testID, Options{})
+			if err != nil {
+				t.Fatalf("Open after Close: %v", err)
+			}
+			if m, ok := fsys.fs.(*MemFS); ok {
+				m.Crash(rng(1))
+				if _, err := Open(m, fsys.dir, testID, Options{}); err != nil {
+					t.Fatalf("Open after a crash of the process that held the lock: %v", err)
+				}
+			}
+			second.Close()
+		})
+	}
+}

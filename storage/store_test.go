@@ -28,7 +28,11 @@ func eachStore(t *testing.T, f func(t *testing.T, s Store, reload func() State))
 		fs, _ := openMem(t, m, Options{})
 		f(t, fs, func() State {
 			// Load a second store on the same directory (the first stays
-			// open: MemFS shares the files).
+			// open: MemFS shares the files). The lock that keeps two stores
+			// off one directory is lifted for this look.
+			m.mu.Lock()
+			m.locked = nil
+			m.mu.Unlock()
 			_, st := openMem(t, m, Options{})
 			return st
 		})

@@ -372,7 +372,7 @@ func parseName(name, prefix, suffix string) (uint64, bool) {
 // ours reports whether name is a file FileStore makes.
 func ours(name string) bool {
 	base := strings.TrimSuffix(strings.TrimSuffix(name, tmpSuffix), damagedSuffix)
-	if base == metaName || base == headName {
+	if base == metaName || base == headName || base == lockName {
 		return true
 	}
 	_, seg := parseName(base, segPrefix, segSuffix)
