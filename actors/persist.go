@@ -28,9 +28,12 @@ type persistJob struct {
 
 // persister runs the group-commit loop of one replica instance.
 type persister struct {
-	store  storage.Store
-	jobs   chan persistJob
-	quit   chan struct{}
+	store storage.Store
+	jobs  chan persistJob
+	quit  chan struct{}
+	// dead is closed when a write failed: the loop takes no more jobs, and
+	// submit must not wait for room that will never come.
+	dead   chan struct{}
 	done   sync.WaitGroup
 	failed func(error)
 	// pending counts jobs queued or being written and not yet sent: while
@@ -48,7 +51,8 @@ const maxGroup = 1024
 const persistQueue = 4096
 
 func newPersister(store storage.Store, failed func(error)) *persister {
-	p := &persister{store: store, jobs: make(chan persistJob, persistQueue), quit: make(chan struct{}), failed: failed}
+	p := &persister{store: store, jobs: make(chan persistJob, persistQueue), quit: make(chan struct{}),
+		dead: make(chan struct{}), failed: failed}
 	p.done.Add(1)
 	go p.run()
 	return p
@@ -60,6 +64,7 @@ func (p *persister) submit(j persistJob) {
 	select {
 	case p.jobs <- j:
 	case <-p.quit:
+	case <-p.dead: // dropped: nothing after a failed write is sent
 	}
 }
 
@@ -93,6 +98,7 @@ func (p *persister) run() {
 			}
 		}
 		if err := p.write(group); err != nil {
+			close(p.dead)
 			p.failed(err)
 			<-p.quit // never send what may not be durable; wait to be stopped
 			return
