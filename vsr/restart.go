@@ -58,6 +58,9 @@ var ErrDurableState = errors.New("vsr: durable state is inconsistent")
 // damaged disk, or one written while it was recovering, it keeps its
 // committed prefix and recovers.
 //
+// A group of one cannot recover (there is no peer to ask): its damaged disk
+// is an error wrapping ErrCannotRecover, never a replica that waits for ever.
+//
 // The returned Output holds what the caller must make durable before the
 // replica takes any step: for a recovering replica, that it is recovering
 // and that its log ends at its commit number.
@@ -74,6 +77,10 @@ func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
 	if r.trusts(d) {
 		r.rejoin(d.HardState)
 		return r, r.takeOutput(), nil
+	}
+	if r.n == 1 {
+		return nil, Output{}, fmt.Errorf("%w: its disk is damaged or was left mid-recovery; restore it from a backup",
+			ErrCannotRecover)
 	}
 	if r.opNumber() > r.commitNumber {
 		r.truncateAfter(r.commitNumber)

@@ -194,3 +194,11 @@ func TestRestart_PrimaryIgnoresConfirmationsOfItsEarlierIncarnationsRounds(t *te
 	nw.run(2 * DefaultHeartbeatTicks)
 	require.NotNil(t, nw.replyFor(2, 3), "served once a round of its own is confirmed")
 }
+
+// A group of one whose disk is damaged has no peer to recover from: Restart
+// says so instead of returning a replica that would wait for ever.
+func TestRestart_DamagedSingleReplicaIsAnErrorNotAHang(t *testing.T) {
+	cfg := Config{ClusterID: testCluster, ReplicaCount: 1, ReplicaIndex: 0, StateMachine: kv.NewStore()}
+	_, _, err := Restart(cfg, DurableState{HardState: HardState{View: 0, CommitNumber: 0}, Damaged: true})
+	require.ErrorIs(t, err, ErrCannotRecover)
+}
