@@ -5,6 +5,7 @@
 //	vsr client put/get/cas/status against a group by address
 //	vsr certs  make a test CA and certificates for mutual TLS
 //	vsr sim    run the deterministic simulator over many seeds
+//	vsr bench  throughput and latency of a group, by address or in this process
 //	vsr history show that memory, message sizes and failover stay flat as history grows
 //
 // Run `vsr <subcommand> -h` for a subcommand's flags.
@@ -26,6 +27,8 @@ commands:
   certs   make a test CA and certificates for mutual TLS (vsr certs -h)
   sim     run the deterministic simulator: seeded faults, safety and
           linearizability checks (vsr sim -h for flags)
+  bench   throughput and latency histogram of a group by address, or of 3
+          replicas started in this process (vsr bench -h)
   history write millions of ops and print heap, largest message and failover
           time as the history grows, in one process and over loopback
   failover measure ticks to a new primary and to the first write after the primary crashes (vsr failover -h)
@@ -49,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return nodeCommand(args[1:], stdout, stderr)
 	case "client":
 		return clientCommand(args[1:], stdout, stderr)
+	case "bench":
+		return benchCommand(args[1:], stdout, stderr)
 	case "history":
 		return historyCommand(args[1:], stdout, stderr)
 	case "failover":
