@@ -55,7 +55,6 @@ func (a *replicaActor) startFromStore(ctx actor.Context, cfg vsr.Config) (*vsr.R
 	}
 	self, gen, root := ctx.Self(), a.gen, ctx.ActorSystem().Root
 	a.store = store
-	a.compacted = core.LogBase()
 	a.persister = newPersister(store, func(err error) { root.Send(self, &storageFailed{gen: gen, err: err}) })
 	return core, fromDisk, nil
 }
@@ -65,9 +64,6 @@ func (a *replicaActor) startFromStore(ctx actor.Context, cfg vsr.Config) (*vsr.R
 // nothing durable, while nothing is queued before it, sends at once.
 func (a *replicaActor) persist(ctx actor.Context, out vsr.Output) {
 	change := storage.ChangeOf(out)
-	if base := a.core.LogBase(); base > a.compacted {
-		change.Compact, a.compacted = base, base
-	}
 	sends := a.allowedSends(out)
 	if change.IsEmpty() && a.persister.idle() {
 		for _, s := range sends {

@@ -181,11 +181,9 @@ type replicaActor struct {
 	// computed (see respondStatus).
 	digestWaiters []digestWaiter
 	// store and persister are set when the replica keeps a disk
-	// (ReplicaConfig.OpenStore); compacted is the op through which the
-	// store was last allowed to compact.
+	// (ReplicaConfig.OpenStore).
 	store     storage.Store
 	persister *persister
-	compacted uint64
 }
 
 // Receive dispatches on the message type: lifecycle, timer, status and crash

@@ -18,6 +18,7 @@ func TestSimulatorCatchesEveryInjectedBug(t *testing.T) {
 			for seed := uint64(1); seed <= budget; seed++ {
 				o := DefaultOptions(seed)
 				o.Bugs = b.Bug
+				o.Faults.Durable = seedDisks(b.Bug, seed)
 				if r := Run(o); r.Violation != nil {
 					t.Logf("%s caught at seed %d: %v", b.Name, seed, firstLine(r.Violation.Error()))
 					return
@@ -26,6 +27,22 @@ func TestSimulatorCatchesEveryInjectedBug(t *testing.T) {
 			t.Fatalf("bug %s survived %d seeds", b.Name, budget)
 		})
 	}
+}
+
+// seedDisks gives the share of disk seeds for bug b at seed: always disks
+// for the bugs that act on them, and for the core's bugs every other seed
+// without, since replicas restarted from their disks rejoin with their logs
+// where replicas without one recover, and some core bugs show far more
+// often on the second path (log-by-opnumber: 5 seeds in 200 without disks,
+// none in 200 with them, at n=3).
+func seedDisks(b vsr.Bug, seed uint64) float64 {
+	switch {
+	case b&(vsr.BugAckBeforeDurable|vsr.BugVoteBeforeDurable|vsr.BugUseCorruptRecord) != 0:
+		return 1
+	case seed%2 == 1:
+		return 0
+	}
+	return DefaultFaults.Durable
 }
 
 func firstLine(s string) string {

@@ -30,11 +30,10 @@ import (
 
 // simDisk is one replica's disk and the persister in front of it.
 type simDisk struct {
-	fs        *storage.MemFS
-	store     *storage.FileStore // nil while the replica is down
-	pending   []pendingStep
-	syncAt    int // the tick at which pending steps are written; -1: none
-	compacted uint64
+	fs      *storage.MemFS
+	store   *storage.FileStore // nil while the replica is down
+	pending []pendingStep
+	syncAt  int // the tick at which pending steps are written; -1: none
 	// faulty is set when a fault was injected into this disk, until the
 	// disk records that the replica is no longer recovering.
 	faulty bool
@@ -77,7 +76,7 @@ func (c *Cluster) openDisk(i int) (storage.State, error) {
 		_ = store.Close()
 		return storage.State{}, err
 	}
-	d.store, d.pending, d.syncAt, d.compacted = store, nil, -1, 0
+	d.store, d.pending, d.syncAt = store, nil, -1
 	return st, nil
 }
 
@@ -125,9 +124,6 @@ func (c *Cluster) startFromDisk(i int, wiped bool) (*vsr.Replica, *recordingSM, 
 func (c *Cluster) persist(i int, out vsr.Output) {
 	d := c.disks[i]
 	change := storage.ChangeOf(out)
-	if base := c.replicas[i].LogBase(); base > d.compacted {
-		change.Compact, d.compacted = base, base
-	}
 	msgs := c.sendBeforeDurable(i, out.Messages)
 	if change.IsEmpty() && len(d.pending) == 0 {
 		c.sendOutput(i, msgs, out.Replies)
@@ -293,6 +289,17 @@ func (c *Cluster) markFaulty(i int, kind string) {
 	d.faulty = true
 	d.votedView, d.ackView, d.ackOp = 0, 0, 0 // the disk no longer backs them; recovery does
 	c.stats.Faults[kind]++
+}
+
+// writing lists the live replicas whose disk has writes queued.
+func (c *Cluster) writing() []int {
+	var w []int
+	for i, d := range c.disks {
+		if len(d.pending) > 0 && c.replicas[i] != nil {
+			w = append(w, i)
+		}
+	}
+	return w
 }
 
 // faultyDisks counts the replicas whose disk carries a fault.

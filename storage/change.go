@@ -13,14 +13,13 @@ type Change struct {
 	// Batch is the log change and the hard state.
 	Batch Batch
 	// Compact, when not zero, lets the store discard entries up to it once
-	// the batch is written: the core trimmed its log below a checkpoint
-	// saved before.
+	// the batch is written (vsr.Output.Compact).
 	Compact uint64
 }
 
 // ChangeOf takes the durable part of out.
 func ChangeOf(out vsr.Output) Change {
-	c := Change{Batch: Batch{LogFrom: out.LogFrom, Entries: out.Entries}}
+	c := Change{Batch: Batch{LogFrom: out.LogFrom, Entries: out.Entries}, Compact: out.Compact}
 	if hs := out.HardState; hs != nil {
 		c.Batch.HardState = &HardState{View: hs.View, LastNormalView: hs.LastNormalView,
 			CommitNumber: hs.CommitNumber, Recovering: hs.Recovering}

@@ -54,6 +54,14 @@ func (d *testDisk) apply(t *testing.T, out Output) {
 	if out.HardState != nil {
 		d.hs = *out.HardState
 	}
+	if out.Compact != 0 {
+		require.LessOrEqual(t, out.Compact, d.cpOp, "compaction through op %d, past the saved checkpoint", out.Compact)
+		for op := range d.log {
+			if op <= out.Compact {
+				delete(d.log, op)
+			}
+		}
+	}
 }
 
 // requireHolds checks that the disk holds the replica's log window and its

@@ -67,6 +67,12 @@ type Output struct {
 	// checkpoint the replica encoded itself comes back through
 	// CheckpointDone instead, and its caller saves it before that call.
 	InstalledCheckpoint *SavedCheckpoint
+	// Compact, when not zero, is the replica's new log base: it needs no
+	// stored entry up to Compact any more, since a checkpoint covers them
+	// (its own, which the caller saved before CheckpointDone, or
+	// InstalledCheckpoint in this output). A store may discard them once
+	// the rest of this output is durable.
+	Compact uint64
 	// Messages go to other replicas, in order.
 	Messages []Envelope
 	// Replies go to clients.
@@ -87,6 +93,6 @@ type Output struct {
 
 // IsEmpty reports whether there is nothing to do.
 func (o Output) IsEmpty() bool {
-	return o.HardState == nil && o.LogFrom == 0 && o.InstalledCheckpoint == nil && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0 &&
+	return o.HardState == nil && o.LogFrom == 0 && o.InstalledCheckpoint == nil && o.Compact == 0 && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0 &&
 		o.Checkpoint == nil
 }

@@ -55,3 +55,23 @@ func TestOutput_ViewChangeVoteComesWithTheViewToStore(t *testing.T) {
 	require.Equal(t, uint64(1), out.HardState.View)
 	require.Equal(t, uint64(0), out.HardState.LastNormalView)
 }
+
+// When a checkpoint lets the replica trim its log, the output says through
+// which op the store may discard entries, never past a saved checkpoint
+// (the test disk checks that on every output), and only once.
+func TestOutput_TrimmingTheLogAsksTheStoreToCompact(t *testing.T) {
+	nw := newNetwork(t, 3, func(c *Config) { c.CheckpointInterval, c.TrailingOps = 4, 1 })
+	nw.register(0, 1)
+	nw.holdCheckpoints = true
+	nw.writeOps(6)
+	require.NotEmpty(t, nw.jobs)
+	j := nw.jobs[0]
+	nw.jobs = nw.jobs[1:]
+	res := j.job.Run()
+	nw.disks[j.replica].saveCheckpoint(res)
+	out := j.r.CheckpointDone(res)
+	require.Equal(t, j.r.LogBase(), out.Compact)
+	require.Equal(t, res.OpNumber-1, out.Compact, "the trailing op stays")
+	nw.take(j.replica, out)
+	require.Zero(t, j.r.Tick().Compact, "reported once")
+}

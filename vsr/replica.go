@@ -33,6 +33,8 @@ type Replica struct {
 	// logChangedFrom is the first op number whose log slot changed since
 	// the last output, or 0 (see Output.LogFrom).
 	logChangedFrom uint64
+	// compacted is the log base last reported in Output.Compact.
+	compacted uint64
 	// checkpoint is the latest encoded checkpoint; checkpointPending names
 	// the op of the one being encoded by the caller, if any.
 	checkpoint           *checkpoint
@@ -241,6 +243,9 @@ func (r *Replica) takeOutput() Output {
 		r.out.HardState = &hs
 	}
 	r.takeLogChange(&r.out)
+	if r.logBase > r.compacted {
+		r.out.Compact, r.compacted = r.logBase, r.logBase
+	}
 	out := r.out
 	r.out = Output{}
 	return out

@@ -121,7 +121,7 @@ func (r *Replica) restore(d DurableState) error {
 		r.appendEntry(e)
 	}
 	r.commitUpTo(min(d.HardState.CommitNumber, r.opNumber()))
-	r.out, r.logChangedFrom, r.checkpointPending = Output{}, 0, 0
+	r.out, r.logChangedFrom, r.checkpointPending, r.compacted = Output{}, 0, 0, r.logBase
 	return nil
 }
 
