@@ -291,17 +291,6 @@ func (c *Cluster) markFaulty(i int, kind string) {
 	c.stats.Faults[kind]++
 }
 
-// writing lists the live replicas whose disk has writes queued.
-func (c *Cluster) writing() []int {
-	var w []int
-	for i, d := range c.disks {
-		if len(d.pending) > 0 && c.replicas[i] != nil {
-			w = append(w, i)
-		}
-	}
-	return w
-}
-
 // faultyDisks counts the replicas whose disk carries a fault.
 func (c *Cluster) faultyDisks() int {
 	k := 0

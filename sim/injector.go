@@ -88,17 +88,12 @@ func (inj *injector) hint() {
 	}
 }
 
-// crash stops a live replica, the primary more often than the others, and
-// with disks, as often again one whose disk has writes queued: a crash that
-// finds a write under way is where durability is decided.
+// crash stops a live replica, the primary more often than the others.
 func (inj *injector) crash() {
 	c := inj.c
 	victim := c.Primary()
 	if victim < 0 || c.rng.IntN(2) == 0 {
 		victim = c.rng.IntN(c.n)
-	}
-	if w := c.writing(); len(w) > 0 && c.rng.IntN(2) == 0 {
-		victim = w[c.rng.IntN(len(w))]
 	}
 	if c.replicas[victim] == nil {
 		return
