@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/metrics"
 	"sync/atomic"
 	"time"
 
@@ -118,6 +119,11 @@ type ReplicaStatus struct {
 	// state transfer; CheckpointFailures, checkpoint encodings that failed.
 	CheckpointsInstalled uint64
 	CheckpointFailures   uint64
+	// Allocs and AllocBytes count the hosting process's heap allocations
+	// since it started (objects and bytes), read without a collection:
+	// the difference over a window is the allocation cost of the work done
+	// in it.
+	Allocs, AllocBytes uint64
 }
 
 // StatusQuery asks a replica actor for its ReplicaStatus (with Respond).
@@ -384,6 +390,7 @@ func (a *replicaActor) reportStart(restarted, fromDisk bool) {
 // each.
 func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory bool, as func(ReplicaStatus) any) {
 	s := a.status()
+	s.Allocs, s.AllocBytes = processAllocs()
 	if withMemory {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -465,6 +472,20 @@ func (a *replicaActor) status() ReplicaStatus {
 		CheckpointsInstalled: installed, CheckpointFailures: failed}
 }
 
+// processAllocs reads the process's cumulative heap allocations, objects and
+// bytes, without stopping the world.
+func processAllocs() (objects, bytes uint64) {
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(samples)
+	if samples[0].Value.Kind() == metrics.KindUint64 {
+		objects = samples[0].Value.Uint64()
+	}
+	if samples[1].Value.Kind() == metrics.KindUint64 {
+		bytes = samples[1].Value.Uint64()
+	}
+	return objects, bytes
+}
+
 // proto converts the status for a remote asker.
 func (s ReplicaStatus) proto() *StatusReply {
 	return &StatusReply{Replica: uint32(s.Replica), Status: s.Status.String(), View: s.View,
@@ -472,7 +493,8 @@ func (s ReplicaStatus) proto() *StatusReply {
 		Primary: uint32(s.Primary), Digest: digestBytes(s.Digest), Dropped: s.Drops.Total(), Foreign: s.Foreign,
 		WrongCluster: s.Drops[vsr.DropWrongCluster], Oversized: s.Oversized, LogBase: s.LogBase,
 		CheckpointOpNumber: s.CheckpointOpNumber, Sessions: uint64(s.Sessions), LargestMessage: uint64(s.LargestMessage),
-		HeapInUse: s.HeapInUse, CheckpointsInstalled: s.CheckpointsInstalled, CheckpointFailures: s.CheckpointFailures}
+		HeapInUse: s.HeapInUse, CheckpointsInstalled: s.CheckpointsInstalled, CheckpointFailures: s.CheckpointFailures,
+		Allocs: s.Allocs, AllocBytes: s.AllocBytes}
 }
 
 // digestBytes is nil for a status asked without a digest, so that a remote
