@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -173,6 +174,7 @@ const benchMaxMessages = 5
 // It fails if nothing succeeds, early if the first failures (one per
 // worker, at least 3) come before any success.
 func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, error) {
+	allocs0, allocBytes0 := processAllocs()
 	start := time.Now()
 	from := start.Add(p.warmup)
 	end := from.Add(p.duration)
@@ -194,6 +196,7 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 		}
 	}()
 	wg.Wait()
+	allocs1, allocBytes1 := processAllocs()
 	close(stop)
 	<-stopped
 
@@ -222,7 +225,8 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 	secs := p.duration.Seconds()
 	rep := &benchReport{Clients: p.clients, ValueSize: p.valueSize, Keys: p.keys, ReadFraction: p.reads,
 		WarmupSec: p.warmup.Seconds(), DurationSec: secs, ErrorMessages: r.msgs,
-		latencyReport: makeLatencyReport(&all, errs[0]+errs[1], secs)}
+		latencyReport: makeLatencyReport(&all, errs[0]+errs[1], secs),
+		TotalOps:      r.ops.Load(), ProcessAllocs: allocs1 - allocs0, ProcessAllocBytes: allocBytes1 - allocBytes0}
 	if p.reads > 0 && p.reads < 1 {
 		w, rd := makeLatencyReport(&kinds[0], errs[0], secs), makeLatencyReport(&kinds[1], errs[1], secs)
 		rep.Writes, rep.Reads = &w, &rd
@@ -290,4 +294,19 @@ func (r *benchRun) failed(err error, inWindow bool) {
 		r.abortErr = fmt.Errorf("cannot reach the group: the first %d operations failed and none succeeded (last error: %s)", n, msg)
 		r.cancel()
 	}
+}
+
+// processAllocs reads this process's cumulative heap allocations, objects
+// and bytes (runtime/metrics, without a collection), so that a benchmark
+// can charge the client process its allocations per operation.
+func processAllocs() (objects, bytes uint64) {
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(samples)
+	if samples[0].Value.Kind() == metrics.KindUint64 {
+		objects = samples[0].Value.Uint64()
+	}
+	if samples[1].Value.Kind() == metrics.KindUint64 {
+		bytes = samples[1].Value.Uint64()
+	}
+	return objects, bytes
 }

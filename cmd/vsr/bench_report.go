@@ -167,9 +167,17 @@ type benchReport struct {
 	WarmupSec    float64 `json:"warmup_sec"`
 	DurationSec  float64 `json:"duration_sec"`
 	latencyReport
-	ErrorMessages []string       `json:"error_messages,omitempty"`
-	Writes        *latencyReport `json:"writes,omitempty"`
-	Reads         *latencyReport `json:"reads,omitempty"`
+	ErrorMessages []string `json:"error_messages,omitempty"`
+	// TotalOps counts every operation that succeeded, warm-up included;
+	// ProcessAllocs and ProcessAllocBytes are this process's heap
+	// allocations (objects, bytes) over the same time, from the workers'
+	// start to their end. Together they give the client's allocations per
+	// operation.
+	TotalOps          uint64         `json:"total_ops"`
+	ProcessAllocs     uint64         `json:"process_allocs"`
+	ProcessAllocBytes uint64         `json:"process_alloc_bytes"`
+	Writes            *latencyReport `json:"writes,omitempty"`
+	Reads             *latencyReport `json:"reads,omitempty"`
 }
 
 func (r *benchReport) print(w io.Writer) {

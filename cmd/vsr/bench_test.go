@@ -113,6 +113,9 @@ func TestBenchInProcessJSON(t *testing.T) {
 		Reads *struct {
 			Ops uint64 `json:"ops"`
 		} `json:"reads"`
+		TotalOps          uint64 `json:"total_ops"`
+		ProcessAllocs     uint64 `json:"process_allocs"`
+		ProcessAllocBytes uint64 `json:"process_alloc_bytes"`
 	}
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
 	require.Positive(t, rep.Ops)
@@ -123,6 +126,11 @@ func TestBenchInProcessJSON(t *testing.T) {
 	require.NotNil(t, rep.Reads)
 	require.Equal(t, rep.Ops, rep.Writes.Ops+rep.Reads.Ops)
 	require.Positive(t, rep.Reads.Ops)
+	// The totals cover the whole run, so they hold at least the window's
+	// operations, and the process allocated something for them.
+	require.GreaterOrEqual(t, rep.TotalOps, rep.Ops)
+	require.Positive(t, rep.ProcessAllocs)
+	require.Greater(t, rep.ProcessAllocBytes, rep.ProcessAllocs)
 }
 
 func TestBenchTextReport(t *testing.T) {
