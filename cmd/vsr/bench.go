@@ -174,6 +174,13 @@ const benchMaxMessages = 5
 // It fails if nothing succeeds, early if the first failures (one per
 // worker, at least 3) come before any success.
 func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, error) {
+	// The workers' histograms are allocated before the allocation count
+	// starts, so that process_allocs charges the operations and not this
+	// benchmark's own bookkeeping.
+	workers := make([]*benchWorker, p.clients)
+	for i := range workers {
+		workers[i] = new(benchWorker)
+	}
 	allocs0, allocBytes0 := processAllocs()
 	start := time.Now()
 	from := start.Add(p.warmup)
@@ -181,11 +188,8 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
 	r := &benchRun{p: p, failLim: uint64(max(p.clients, 3)), cancel: cancel}
-	workers := make([]*benchWorker, p.clients)
 	var wg sync.WaitGroup
-	for i := range workers {
-		w := new(benchWorker)
-		workers[i] = w
+	for i, w := range workers {
 		wg.Go(func() { r.work(ctx, t, uint64(i), w, from, end) })
 	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
