@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -201,6 +202,7 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 	}()
 	wg.Wait()
 	allocs1, allocBytes1 := processAllocs()
+	peakRSS := processPeakRSS()
 	close(stop)
 	<-stopped
 
@@ -230,7 +232,8 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 	rep := &benchReport{Clients: p.clients, ValueSize: p.valueSize, Keys: p.keys, ReadFraction: p.reads,
 		WarmupSec: p.warmup.Seconds(), DurationSec: secs, ErrorMessages: r.msgs,
 		latencyReport: makeLatencyReport(&all, errs[0]+errs[1], secs),
-		TotalOps:      r.ops.Load(), ProcessAllocs: allocs1 - allocs0, ProcessAllocBytes: allocBytes1 - allocBytes0}
+		TotalOps:      r.ops.Load(), ProcessAllocs: allocs1 - allocs0, ProcessAllocBytes: allocBytes1 - allocBytes0,
+		ProcessPeakRSS: peakRSS}
 	if p.reads > 0 && p.reads < 1 {
 		w, rd := makeLatencyReport(&kinds[0], errs[0], secs), makeLatencyReport(&kinds[1], errs[1], secs)
 		rep.Writes, rep.Reads = &w, &rd
@@ -313,4 +316,26 @@ func processAllocs() (objects, bytes uint64) {
 		bytes = samples[1].Value.Uint64()
 	}
 	return objects, bytes
+}
+
+// processPeakRSS is this process's peak resident set in bytes, VmHWM of
+// /proc/self/status, or 0 where there is no such file (not Linux). A
+// parent cannot read it from the rusage of wait4 instead: on Linux a child
+// started by vfork (as Go starts them) inherits its parent's high-water
+// mark into ru_maxrss.
+func processPeakRSS() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -173,11 +173,14 @@ type benchReport struct {
 	// allocations (objects, bytes) over the same time, from the workers'
 	// start to their end. Together they give the client's allocations per
 	// operation.
-	TotalOps          uint64         `json:"total_ops"`
-	ProcessAllocs     uint64         `json:"process_allocs"`
-	ProcessAllocBytes uint64         `json:"process_alloc_bytes"`
-	Writes            *latencyReport `json:"writes,omitempty"`
-	Reads             *latencyReport `json:"reads,omitempty"`
+	TotalOps          uint64 `json:"total_ops"`
+	ProcessAllocs     uint64 `json:"process_allocs"`
+	ProcessAllocBytes uint64 `json:"process_alloc_bytes"`
+	// ProcessPeakRSS is this process's peak resident set at the end of
+	// the run, in bytes (Linux only: omitted elsewhere).
+	ProcessPeakRSS uint64         `json:"process_peak_rss_bytes,omitempty"`
+	Writes         *latencyReport `json:"writes,omitempty"`
+	Reads          *latencyReport `json:"reads,omitempty"`
 }
 
 func (r *benchReport) print(w io.Writer) {

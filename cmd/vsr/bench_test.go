@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,7 @@ func TestBenchInProcessJSON(t *testing.T) {
 		TotalOps          uint64 `json:"total_ops"`
 		ProcessAllocs     uint64 `json:"process_allocs"`
 		ProcessAllocBytes uint64 `json:"process_alloc_bytes"`
+		ProcessPeakRSS    uint64 `json:"process_peak_rss_bytes"`
 	}
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
 	require.Positive(t, rep.Ops)
@@ -131,6 +133,9 @@ func TestBenchInProcessJSON(t *testing.T) {
 	require.GreaterOrEqual(t, rep.TotalOps, rep.Ops)
 	require.Positive(t, rep.ProcessAllocs)
 	require.Greater(t, rep.ProcessAllocBytes, rep.ProcessAllocs)
+	if runtime.GOOS == "linux" {
+		require.Greater(t, rep.ProcessPeakRSS, uint64(1<<20), "a Go process holding a group has more than 1 MiB resident")
+	}
 }
 
 func TestBenchTextReport(t *testing.T) {
