@@ -79,7 +79,7 @@ func measureInProcess(start func(dir string, clients int) (*sut, error), dir str
 		return measurement{}, fmt.Errorf("start: %w", err)
 	}
 	res := runLoad(s, p)
-	stopErr := s.stop()
+	stopErr := within(30*time.Second, "stopping the system", s.stop)
 	if err := res.check(); err != nil {
 		return measurement{}, err
 	}
@@ -95,4 +95,18 @@ func measureInProcess(start func(dir string, clients int) (*sut, error), dir str
 		errors:      res.errors,
 		elections:   res.elections,
 	}, nil
+}
+
+// within runs f and waits at most d for it: a system that does not stop
+// fails its measurement instead of hanging the benchmark (its goroutines
+// are then left behind, in this process only).
+func within(d time.Duration, what string, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("%s took more than %v", what, d)
+	}
 }

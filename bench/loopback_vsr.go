@@ -21,11 +21,6 @@ import (
 // The vsr side of the loopback settings: three `vsr node` processes, one
 // replica each, and one `vsr bench -json` client process, all on 127.0.0.1.
 
-// idleSettle is how long a freshly started group runs before its idle
-// resident set is read: long enough for start-up garbage to be collected
-// and for the transports' connections to be set up, short next to a run.
-const idleSettle = time.Second
-
 // findRepoRoot is the vsr checkout: -repo if given, else the first of the
 // working directory and its parents whose go.mod is module
 // github.com/vsrgo/vsr (`go -C bench run .` works in bench/, so that is
@@ -212,10 +207,11 @@ func (g *vsrGroup) counters() (allocs, allocBytes, view uint64, err error) {
 // stop closes the status client and stops the nodes (SIGTERM, which a node
 // answers with a clean stop).
 func (g *vsrGroup) stop() error {
+	var err error
 	if g.status != nil {
-		g.status.Close()
+		err = within(10*time.Second, "closing the status client", func() error { g.status.Close(); return nil })
 	}
-	return stopChildren(g.nodes)
+	return errors.Join(err, stopChildren(g.nodes))
 }
 
 // vsrBenchJSON is the part of `vsr bench -json` this benchmark reads.
@@ -227,6 +223,7 @@ type vsrBenchJSON struct {
 	TotalOps          uint64   `json:"total_ops"`
 	ProcessAllocs     uint64   `json:"process_allocs"`
 	ProcessAllocBytes uint64   `json:"process_alloc_bytes"`
+	ProcessPeakRSS    uint64   `json:"process_peak_rss_bytes"`
 	ErrorMessages     []string `json:"error_messages"`
 }
 
@@ -288,8 +285,10 @@ func measureVSRLoopback(cc *compareConfig, durable bool, clients int, dir string
 		}
 		m.peakRSS = append(m.peakRSS, procRSS{fmt.Sprintf("n%d", i), hwm})
 	}
-	if peak, ok := childPeakRSS(cl.cmd.ProcessState); ok {
-		m.peakRSS = append(m.peakRSS, procRSS{"client", peak})
+	// The client exits by itself, so it reports its own VmHWM at the end
+	// of its run.
+	if rep.ProcessPeakRSS > 0 {
+		m.peakRSS = append(m.peakRSS, procRSS{"client", rep.ProcessPeakRSS})
 	}
 	m.opsPerSec = float64(rep.Ops) / cc.duration.Seconds()
 	m.p50 = time.Duration(rep.P50Us * 1e3)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"syscall"
 )
@@ -12,17 +11,4 @@ import (
 // goroutine locked to one exits, which nothing in this program does.)
 func setParentDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
-
-// childPeakRSS is an exited child's peak resident set, from the rusage of
-// wait4 (ru_maxrss, in kB on Linux): VmHWM of a process that has gone.
-func childPeakRSS(ps *os.ProcessState) (uint64, bool) {
-	if ps == nil {
-		return 0, false
-	}
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok || ru.Maxrss <= 0 {
-		return 0, false
-	}
-	return uint64(ru.Maxrss) << 10, true
 }

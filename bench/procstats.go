@@ -39,6 +39,11 @@ func procMemory(pid int) (rss, hwm uint64, err error) {
 	return rss, hwm, nil
 }
 
+// idleSettle is how long a freshly started group runs before its idle
+// resident set is read: long enough for start-up garbage to be collected
+// and for the transports' connections to be set up, short next to a run.
+const idleSettle = time.Second
+
 // idleRSS waits idleSettle for a freshly started group to settle and
 // reads its nodes' resident sets: the middle one is the idle resident set
 // of one node.
