@@ -94,7 +94,7 @@ func NewClient(system *actor.ActorSystem, cfg ClientConfig) (*Client, error) {
 	for k := 0; k < cfg.Sessions; k++ {
 		pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 			return &clientActor{cfg: cfg, id: randomClientID()}
-		}))
+		}, actor.WithDispatcher(dispatcher())))
 		c.sessions <- pid
 		c.all = append(c.all, pid)
 	}

@@ -168,21 +168,25 @@ func NewReplicaProps(cfg ReplicaConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		n := instances.Add(1)
 		return &replicaActor{cfg: cfg, recovering: cfg.Core.Recovering || n > 1}
-	})
+	}, actor.WithDispatcher(dispatcher()))
 }
 
 type replicaActor struct {
-	cfg        ReplicaConfig
-	recovering bool
-	core       *vsr.Replica
-	sm         statemachine.StateMachine
-	timers     *scheduler.TimerScheduler
-	gen        uint64
-	last       Event
-	foreign    uint64 // replica messages dropped for coming from the wrong address
-	oversized  Oversized
-	maxBytes   int // the core's MaxMessageBytes
-	largest    int // the largest message sent
+	cfg ReplicaConfig
+	// pending is the batch of protocol messages not yet stepped, and
+	// markerQueued says a stepBatch marker is on its way (batch.go).
+	pending      []proto.Message
+	markerQueued bool
+	recovering   bool
+	core         *vsr.Replica
+	sm           statemachine.StateMachine
+	timers       *scheduler.TimerScheduler
+	gen          uint64
+	last         Event
+	foreign      uint64 // replica messages dropped for coming from the wrong address
+	oversized    Oversized
+	maxBytes     int // the core's MaxMessageBytes
+	largest      int // the largest message sent
 	// digestWaiters are the status queries waiting for the digest being
 	// computed (see respondStatus).
 	digestWaiters []digestWaiter
@@ -195,7 +199,18 @@ type replicaActor struct {
 // Receive dispatches on the message type: lifecycle, timer, status and crash
 // messages are the actor's own; every protocol message goes to the core.
 func (a *replicaActor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *messages.Request, *messages.Prepare, *messages.PrepareOK, *messages.Commit,
+		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
+		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
+		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
+		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *stepBatch:
+	default:
+		a.stepPending(ctx) // whatever comes next sees the messages before it
+	}
 	switch m := ctx.Message().(type) {
+	case *stepBatch:
+		a.onBatchMarker(ctx)
 	case *actor.Started:
 		a.start(ctx)
 	case *actor.Stopping, *actor.Restarting:
@@ -224,7 +239,7 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		a.onPeerDown(ctx, m)
 	case *messages.Request:
 		if a.core != nil {
-			a.carryOut(ctx, a.core.Step(m))
+			a.enqueue(ctx, m)
 		}
 	case *messages.Prepare, *messages.PrepareOK, *messages.Commit,
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
@@ -236,7 +251,7 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 			return // fault injection: lost before it reached this replica
 		}
 		if a.core != nil && a.fromPeer(ctx, m.(replicaMessage)) {
-			a.carryOut(ctx, a.core.Step(pm))
+			a.enqueue(ctx, pm)
 		}
 	}
 }

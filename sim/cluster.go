@@ -47,6 +47,7 @@ type Cluster struct {
 	// durable is set in seeds whose replicas keep disks (disk.go);
 	// syncTicks is the longest a step's output then waits for its sync.
 	durable   bool
+	batching  batching // how due messages are grouped into StepBatch calls
 	disks     []*simDisk
 	syncTicks int
 	stats     Stats
@@ -55,8 +56,10 @@ type Cluster struct {
 
 // Stats counts what happened in a run.
 type Stats struct {
-	Ticks      int
-	Delivered  int
+	Ticks     int
+	Delivered int
+	// Batches counts the StepBatch calls of more than one message.
+	Batches    int
 	OpsInvoked int
 	OpsOK      int
 	// OpsUnknown is the operations whose outcome the client never learned.
@@ -96,6 +99,7 @@ func newCluster(seed uint64, n, clients, keys, traceEvents int, faults Faults, b
 		stats:     Stats{Faults: map[string]int{}},
 	}
 	c.faults = faults.draw(c.rng.Float64)
+	c.batching = newBatching(seed)
 	c.maxBatch = []int{1, 2, 4, vsr.DefaultMaxBatch}[c.rng.IntN(4)]
 	writers := 0
 	if clients > 1 && c.rng.IntN(3) > 0 {
@@ -187,9 +191,7 @@ func (c *Cluster) tick() {
 		c.process(i, r.Tick())
 	}
 	c.finishCheckpoints()
-	for _, p := range c.net.takeDue() {
-		c.deliver(p)
-	}
+	c.deliverDue(c.net.takeDue())
 	if c.durable {
 		c.flushDisks()
 	}
@@ -214,6 +216,56 @@ func (c *Cluster) startOpenLoopWrite() {
 		}
 	}
 	c.stats.Faults["open-loop-skipped"]++
+}
+
+// deliverDue delivers the packets due this tick: one at a time, or, in
+// seeds drawn with batching, grouped per replica into batches (batching.go).
+func (c *Cluster) deliverDue(due []packet) {
+	if c.batching.join == 0 {
+		for _, p := range due {
+			c.deliver(p)
+		}
+		return
+	}
+	perReplica := make([][]packet, c.n)
+	var order []int
+	for _, p := range due {
+		if p.to.isClient() {
+			c.deliver(p)
+			continue
+		}
+		if len(perReplica[p.to]) == 0 {
+			order = append(order, int(p.to))
+		}
+		perReplica[p.to] = append(perReplica[p.to], p)
+	}
+	for _, i := range order {
+		for _, b := range c.batching.batches(perReplica[i]) {
+			c.deliverBatch(i, b)
+		}
+	}
+}
+
+// deliverBatch hands packets that arrived together to replica i in one
+// StepBatch.
+func (c *Cluster) deliverBatch(i int, batch []packet) {
+	if len(batch) == 1 {
+		c.deliver(batch[0])
+		return
+	}
+	r := c.replicas[i]
+	if r == nil || c.paused[i] {
+		return // crashed or stopped: the messages are lost
+	}
+	ms := make([]proto.Message, len(batch))
+	for k, p := range batch {
+		c.stats.Delivered++
+		c.trace.add(event{tick: c.now, what: "deliver", from: p.from, to: p.to, msg: p.msg})
+		c.oracle.delivered(i, p.from, p.msg)
+		ms[k] = p.msg
+	}
+	c.stats.Batches++
+	c.process(i, r.StepBatch(ms))
 }
 
 // deliver hands a packet to its replica or client.

@@ -183,7 +183,7 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 			r.appendEntry(e)
 		}
 	}
-	r.sendPrepareOK()
+	r.acknowledge()
 	r.commitKnown(m.CommitNumber)
 }
 
@@ -195,10 +195,26 @@ func (r *Replica) commitKnown(k uint64) {
 	}
 }
 
-// sendPrepareOK tells the primary how much of this view's log this backup
-// holds. It goes to the primary of the view the backup is in, which is the
-// view of every Prepare it accepted.
-func (r *Replica) sendPrepareOK() {
+// acknowledge makes a PrepareOK due at the end of the step (flushAck):
+// PrepareOK(v, n) means "I hold every op of view v up to n", so one sent
+// after the last of a batch of Prepares acknowledges them all.
+func (r *Replica) acknowledge() {
+	r.ackDue = true
+}
+
+// flushAck tells the primary how much of this view's log this backup holds,
+// if the step made that due. It goes to the primary of the view the backup
+// is in, which is the view of every Prepare it accepted. A later message of
+// the same batch that took the replica out of normal status, or made it the
+// primary, leaves nothing to acknowledge: the view change carries its log.
+func (r *Replica) flushAck() {
+	if !r.ackDue {
+		return
+	}
+	r.ackDue = false
+	if r.status != StatusNormal || r.isPrimary() {
+		return
+	}
 	r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID,
 		View: r.viewNumber, OpNumber: r.opNumber(), Replica: uint32(r.index)})
 }
@@ -261,7 +277,7 @@ func (r *Replica) onCommit(m *messages.Commit) {
 	if !r.fromPrimary(m.View, m.Replica) {
 		return
 	}
-	r.sendPrepareOK()
+	r.acknowledge()
 	if m.CommitNumber > r.opNumber() {
 		r.requestState() // The Prepares for those ops were lost.
 	}

@@ -125,5 +125,5 @@ func (r *Replica) finishRecovery(p *messages.RecoveryResponse) {
 	r.becomeNormal()
 	r.heartbeat.start(r.cfg.HeartbeatTicks)
 	r.commitUpTo(p.CommitNumber)
-	r.sendPrepareOK()
+	r.acknowledge()
 }

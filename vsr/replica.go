@@ -57,6 +57,10 @@ type Replica struct {
 	syncing bool
 	// stateRequested limits GetState to one per heartbeat.
 	stateRequested bool
+	// ackDue is set when a backup's log grew or its primary asked, and a
+	// PrepareOK is to go out at the end of the step (see flushAck): one
+	// acknowledgement for a whole batch of Prepares.
+	ackDue bool
 
 	primary    primaryState    // valid while normal and primary
 	viewChange viewChangeState // valid while in view-change status
@@ -120,6 +124,24 @@ func (r *Replica) Step(m proto.Message) Output {
 		r.dispatch(m)
 		r.flush()
 	}
+	return r.takeOutput()
+}
+
+// StepBatch hands the replica several messages that arrived together, and
+// returns one Output for all of them. Each message is handled as Step would
+// handle it, in order; what differs is what leaves: the entries a primary
+// appended for a batch of requests go out in as few Prepares as MaxBatch
+// allows, and a backup that took a batch of Prepares acknowledges them with
+// one PrepareOK for the last. The caller chooses the batch (an actor takes
+// whatever its mailbox holds), so batching never waits for messages that
+// are not there.
+func (r *Replica) StepBatch(ms []proto.Message) Output {
+	for _, m := range ms {
+		if r.admit(m) {
+			r.dispatch(m)
+		}
+	}
+	r.flush()
 	return r.takeOutput()
 }
 
@@ -224,10 +246,12 @@ func (r *Replica) onElectionTimeout() {
 	}
 }
 
-// flush runs after every Step and Tick: it sends the entries the primary
-// appended in this step as one batch, and starts a read-confirmation round if
-// reads are waiting for one.
+// flush runs after every Step, StepBatch and Tick: it sends the entries the
+// primary appended in this step as one batch, and starts a read-confirmation
+// round if reads are waiting for one; at a backup it sends the PrepareOK the
+// step made due.
 func (r *Replica) flush() {
+	r.flushAck()
 	if r.status != StatusNormal || !r.isPrimary() {
 		return
 	}

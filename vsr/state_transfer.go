@@ -204,7 +204,7 @@ func (r *Replica) appendNewState(m *messages.NewState, first uint64) {
 			r.appendEntry(e)
 		}
 	}
-	r.sendPrepareOK()
+	r.acknowledge()
 	r.commitUpTo(min(m.CommitNumber, r.opNumber()))
 	if r.opNumber() < m.OpNumber {
 		r.requestState() // More than one message could carry.
@@ -235,7 +235,7 @@ func (r *Replica) adoptNewState(m *messages.NewState, first, last uint64) {
 	r.adoptSuffix(m.Entries)
 	r.becomeNormal()
 	r.commitUpTo(m.CommitNumber)
-	r.sendPrepareOK()
+	r.acknowledge()
 }
 
 // applyCommitted takes, from entries, the ones up to commit (committed at

@@ -300,5 +300,5 @@ func (r *Replica) onStartView(m *messages.StartView) {
 	r.adoptSuffix(m.Entries)
 	r.becomeNormal()
 	r.commitUpTo(m.CommitNumber)
-	r.sendPrepareOK()
+	r.acknowledge()
 }

@@ -111,7 +111,7 @@ type summary struct {
 	faults                             map[string]int
 	failures                           []sim.Result
 	elapsed                            time.Duration
-	ticks                              int
+	ticks, delivered, batches          int
 	checkpoints, installed, maxMessage int
 	watched, longestWatched            int
 }
@@ -174,6 +174,8 @@ func (s *summary) add(r sim.Result) {
 	s.ops += r.Stats.OpsOK
 	s.unknown += r.Stats.OpsUnknown
 	s.ticks += r.Stats.Ticks
+	s.delivered += r.Stats.Delivered
+	s.batches += r.Stats.Batches
 	s.checkpoints += r.Stats.Checkpoints
 	s.installed += r.Stats.Installed
 	s.maxMessage = max(s.maxMessage, r.Stats.MaxMessage)
@@ -196,6 +198,7 @@ func (s *summary) print(w io.Writer) {
 		s.seeds, s.elapsed.Round(time.Millisecond), float64(s.seeds)/mins, float64(s.ops)/s.elapsed.Seconds())
 	fmt.Fprintf(w, "ops checked:      %d completed, %d with unknown outcome\n", s.ops, s.unknown)
 	fmt.Fprintf(w, "ticks simulated:  %d\n", s.ticks)
+	fmt.Fprintf(w, "messages:         %d delivered to replicas, %d batches of several stepped together\n", s.delivered, s.batches)
 	fmt.Fprintf(w, "checkpoints:      %d encoded, %d fetched from a peer in chunks; largest message %d bytes\n",
 		s.checkpoints, s.installed, s.maxMessage)
 	fmt.Fprintf(w, "live under faults: %d ops started while a quorum was stable, the slowest done in %d ticks (bound %d)\n",
