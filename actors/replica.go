@@ -111,7 +111,8 @@ type ReplicaStatus struct {
 	CheckpointOpNumber uint64
 	// Sessions is the number of open client sessions.
 	Sessions int
-	// LargestMessage is the largest message this instance has sent, in
+	// LargestMessage is the largest message this instance has sent to
+	// another process (messages within the process are not sized), in
 	// bytes; HeapInUse the process's heap in use (with WithMemory only).
 	LargestMessage int
 	HeapInUse      uint64
@@ -186,6 +187,9 @@ type replicaActor struct {
 	foreign      uint64 // replica messages dropped for coming from the wrong address
 	oversized    Oversized
 	maxBytes     int // the core's MaxMessageBytes
+	// localAddress is this actor system's address: messages to it stay in
+	// the process.
+	localAddress string
 	largest      int // the largest message sent
 	// digestWaiters are the status queries waiting for the digest being
 	// computed (see respondStatus).
@@ -315,6 +319,7 @@ func (a *replicaActor) start(ctx actor.Context) {
 		return
 	}
 	a.core = core
+	a.localAddress = ctx.Self().Address
 	a.maxBytes = cfg.MaxMessageBytes
 	if a.maxBytes == 0 {
 		a.maxBytes = vsr.DefaultMaxMessageBytes
@@ -369,9 +374,14 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 	a.report(false)
 }
 
-// allow checks an outgoing message against MaxMessageBytes and notes the
-// largest so far.
+// allow checks an outgoing message that leaves the process against
+// MaxMessageBytes and notes the largest so far. A message to an actor in
+// this process is never encoded, so no transport limit applies to it, and
+// sizing it (a walk of the whole message) would cost more than sending it.
 func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
+	if to.Address == a.localAddress {
+		return true
+	}
 	size := proto.Size(m)
 	a.largest = max(a.largest, size)
 	return a.oversized.Allow(m, size, a.maxBytes, to, a.logger())

@@ -81,6 +81,9 @@ func newPairs() *btree.Map[string, []byte] {
 // is incomplete, gets a Result whose Error is a fixed text, so that every
 // replica reaches the same verdict.
 func (s *Store) Apply(op []byte) []byte {
+	if key, value, ok := parsePut(op); ok {
+		return s.applyPut(key, value)
+	}
 	return mustMarshal(s.apply(op))
 }
 
