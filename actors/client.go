@@ -193,7 +193,12 @@ type callResult struct {
 // abandon tells a session that its caller has given up on a call.
 type abandon struct{ call *call }
 
-type clientTick struct{ gen uint64 }
+// clientTick is a session's retry timer. One timer runs while a call is
+// pending, not one per call: a tick that arrives just after a new call
+// began counts for it, which at worst resends its request one tick early.
+// instance tells the ticks of this session instance from those of one
+// that has since been restarted.
+type clientTick struct{ instance uint64 }
 
 // clientActor is one session: the vsr client core for one client ID, with
 // one request in flight at a time.
@@ -203,7 +208,9 @@ type clientActor struct {
 	core    *vsr.Client
 	pending *call
 	timers  *scheduler.TimerScheduler
-	gen     uint64
+	// instance names this instance's ticks; ticking says one is on its way.
+	instance uint64
+	ticking  bool
 	// probe, once the pending call has had a dead letter, tells which of
 	// its requests bounced off which replica; nil until then.
 	probe *probe
@@ -262,7 +269,6 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		if a.pending == m.call {
 			a.core.Cancel()
 			a.pending = nil
-			a.gen = 0
 			a.endProbe(ctx)
 		}
 	case *messages.Reply:
@@ -278,7 +284,11 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *bounce:
 		a.onBounce(ctx, m)
 	case *clientTick:
-		if m.gen == a.gen && a.pending != nil {
+		if m.instance != a.instance {
+			return
+		}
+		a.ticking = false
+		if a.pending != nil {
 			a.send(ctx, a.core.Tick())
 			a.scheduleTick(ctx)
 		}
@@ -350,6 +360,7 @@ func (a *clientActor) start(ctx actor.Context) {
 	}
 	a.core = core
 	a.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
+	a.instance = generations.Add(1)
 }
 
 func (a *clientActor) submit(ctx actor.Context, m *call) {
@@ -363,7 +374,6 @@ func (a *clientActor) submit(ctx actor.Context, m *call) {
 		return
 	}
 	a.pending = m
-	a.gen = generations.Add(1)
 	a.send(ctx, out)
 	a.scheduleTick(ctx)
 }
@@ -382,8 +392,13 @@ func (a *clientActor) send(ctx actor.Context, out vsr.ClientOutput) {
 	}
 }
 
+// scheduleTick starts the retry timer unless it is running.
 func (a *clientActor) scheduleTick(ctx actor.Context) {
-	a.timers.SendOnce(clientTickInterval, ctx.Self(), &clientTick{gen: a.gen})
+	if a.ticking {
+		return
+	}
+	a.ticking = true
+	a.timers.SendOnce(clientTickInterval, ctx.Self(), &clientTick{instance: a.instance})
 }
 
 // finish ends the pending call with r. ctx is nil when the session is
@@ -394,7 +409,6 @@ func (a *clientActor) finish(ctx actor.Context, r callResult) {
 	}
 	a.pending.done <- r
 	a.pending = nil
-	a.gen = 0
 	a.endProbe(ctx)
 }
 
