@@ -16,64 +16,74 @@ import (
 )
 
 // BenchmarkRemoteWrites measures writes over loopback remoting: three nodes
-// (one actor system and one remote each, in this process) and a client with
-// its own remote, for 1 and 64 concurrent clients.
+// (one actor system and one remote each, in this process), in memory or
+// durable, and a client with its own remote, for 1 and 64 concurrent
+// clients.
 //
 //	go test ./cluster -run '^$' -bench RemoteWrites -benchtime 20000x
 func BenchmarkRemoteWrites(b *testing.B) {
-	for _, clients := range []int{1, 64} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			cfg, nodes := startBenchNodes(b)
-			defer func() {
-				for _, n := range nodes {
-					n.Stop()
-				}
-			}()
-			c, err := NewClient(cfg, ClientOptions{Sessions: clients})
-			require.NoError(b, err)
-			defer c.Close()
-			ctx := context.Background()
-			_, err = c.Execute(ctx, kv.PutOp("warm", []byte("up")))
-			require.NoError(b, err)
-			lat := make([]time.Duration, b.N)
-			var next sync.Mutex
-			i := 0
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for w := 0; w < clients; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					for {
-						next.Lock()
-						k := i
-						i++
-						next.Unlock()
-						if k >= b.N {
-							return
-						}
-						t0 := time.Now()
-						if _, err := c.Execute(ctx, kv.PutOp(fmt.Sprintf("k%d", w), []byte("v"))); err != nil {
-							b.Error(err)
-							return
-						}
-						lat[k] = time.Since(t0)
-					}
-				}(w)
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
-			b.ReportMetric(float64(lat[b.N/2].Microseconds()), "p50-us")
-			b.ReportMetric(float64(lat[b.N*99/100].Microseconds()), "p99-us")
-		})
+	for _, mode := range []struct {
+		name   string
+		memory bool
+	}{{"memory", true}, {"durable", false}} {
+		for _, clients := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/clients=%d", mode.name, clients), func(b *testing.B) {
+				benchmarkRemoteWrites(b, mode.memory, clients)
+			})
+		}
 	}
 }
 
-func startBenchNodes(b *testing.B) (Config, []*Node) {
+func benchmarkRemoteWrites(b *testing.B, memory bool, clients int) {
+	cfg, nodes := startBenchNodes(b, memory)
+	defer func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
+	c, err := NewClient(cfg, ClientOptions{Sessions: clients})
+	require.NoError(b, err)
+	defer c.Close()
+	ctx := context.Background()
+	_, err = c.Execute(ctx, kv.PutOp("warm", []byte("up")))
+	require.NoError(b, err)
+	lat := make([]time.Duration, b.N)
+	var next sync.Mutex
+	i := 0
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				next.Lock()
+				k := i
+				i++
+				next.Unlock()
+				if k >= b.N {
+					return
+				}
+				t0 := time.Now()
+				if _, err := c.Execute(ctx, kv.PutOp(fmt.Sprintf("k%d", w), []byte("v"))); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[k] = time.Since(t0)
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(lat[b.N/2].Microseconds()), "p50-us")
+	b.ReportMetric(float64(lat[b.N*99/100].Microseconds()), "p99-us")
+}
+
+func startBenchNodes(b *testing.B, memory bool) (Config, []*Node) {
 	var addrs []string
 	for i := 0; i < 3; i++ {
 		port, err := freePort("127.0.0.1")
@@ -84,7 +94,8 @@ func startBenchNodes(b *testing.B) (Config, []*Node) {
 	dir := b.TempDir()
 	var nodes []*Node
 	for i := range addrs {
-		n, err := StartNode(NodeConfig{Config: cfg, Index: i, DataDir: filepath.Join(dir, fmt.Sprint(i)), NewStateMachine: kv.New})
+		n, err := StartNode(NodeConfig{Config: cfg, Index: i, DataDir: filepath.Join(dir, fmt.Sprint(i)), Memory: memory,
+			NewStateMachine: kv.New})
 		require.NoError(b, err)
 		nodes = append(nodes, n)
 	}

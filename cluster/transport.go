@@ -73,6 +73,13 @@ const (
 	// BatchSlackBytes covers the RemoteMessage wrapper around a batch (a
 	// few bytes) with a wide margin.
 	BatchSlackBytes = 64 << 10
+	// StreamWindowBytes is gRPC's flow-control window for each stream and
+	// connection. Setting it turns off gRPC's bandwidth-delay estimator,
+	// which otherwise answers data with PING frames to size the window:
+	// on a busy connection of small messages those pings and the window
+	// updates were a tenth of the transport's allocations. A window is
+	// credit, not a buffer: nothing is allocated for it up front.
+	StreamWindowBytes = 4 << 20
 )
 
 // EndpointBatchMessages is the endpoint writer's batch size for a group
@@ -115,13 +122,20 @@ func transportOptions(tlsFiles *TLSFiles, maxMessageBytes int, extra ...grpc.Ser
 	server := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
+		grpc.InitialWindowSize(StreamWindowBytes),
+		grpc.InitialConnWindowSize(StreamWindowBytes),
+		grpc.SharedWriteBuffer(true),
 	}
 	// remote.WithDialOptions replaces Proto.Actor's default dial options,
 	// plain-text credentials included, so they are given again here.
 	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(
 		grpc.MaxCallRecvMsgSize(limit),
 		grpc.MaxCallSendMsgSize(limit),
-	)}
+	),
+		grpc.WithInitialWindowSize(StreamWindowBytes),
+		grpc.WithInitialConnWindowSize(StreamWindowBytes),
+		grpc.WithSharedWriteBuffer(true),
+	}
 	if tlsFiles != nil {
 		s, d, err := grpcTLS(tlsFiles)
 		if err != nil {
