@@ -40,7 +40,8 @@ func (r *Replica) quorumAcked() uint64 {
 	if need == 0 {
 		return r.opNumber()
 	}
-	acks := make([]uint64, 0, r.n-1)
+	var buf [16]uint64 // on the stack for groups of up to 17
+	acks := buf[:0]
 	for j, a := range r.primary.acked {
 		if j != r.index {
 			acks = append(acks, a)
