@@ -56,6 +56,7 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	recoverFlag := fs.Bool("recover", false, "the data directory was lost: on an empty directory, recover from the peers instead of joining as a new member")
 	verbose := fs.Bool("verbose", false, "log Proto.Actor's own messages (at INFO) to stderr")
 	noHints := fs.Bool("no-hints", false, "detect a lost primary by the inactivity timeout only, not by the transport's endpoint events")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) at host:port, e.g. 127.0.0.1:6060; keep it off public interfaces")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -95,6 +96,16 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	say("replica %d of %d listening at %s (cluster %d)", *index, len(cfg.Replicas), node.Address(), cfg.ClusterID)
+	if *pprofAddr != "" {
+		at, stop, err := servePprof(*pprofAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "vsr node: %v\n", err)
+			_ = node.Stop()
+			return 2
+		}
+		defer stop()
+		say("profiles at http://%s/debug/pprof/", at)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
