@@ -53,6 +53,9 @@ func TestRequestsQueuedAtABusyPrimaryLeaveInOnePrepare(t *testing.T) {
 		cfg := actors.ReplicaConfig{
 			Core:  vsr.Config{ClusterID: clusterID, ReplicaCount: n, ReplicaIndex: i},
 			Peers: peers,
+			// No ticks: a tick queued among the writes would step the
+			// batch early, and a heartbeat would resend Prepares.
+			TickInterval: time.Hour,
 			NewStateMachine: func() statemachine.StateMachine {
 				sm := &blockingSnapshots{StateMachine: kv.New()}
 				if i == 0 {

@@ -111,9 +111,8 @@ type ReplicaStatus struct {
 	CheckpointOpNumber uint64
 	// Sessions is the number of open client sessions.
 	Sessions int
-	// LargestMessage is the largest message this instance has sent to
-	// another process (messages within the process are not sized), in
-	// bytes; HeapInUse the process's heap in use (with WithMemory only).
+	// LargestMessage is the largest message this instance has sent, in
+	// bytes (replies to clients in its own process are not sized); HeapInUse the process's heap in use (with WithMemory only).
 	LargestMessage int
 	HeapInUse      uint64
 	// CheckpointsInstalled counts checkpoints installed from peers by
@@ -374,12 +373,12 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 	a.report(false)
 }
 
-// allow checks an outgoing message that leaves the process against
-// MaxMessageBytes and notes the largest so far. A message to an actor in
-// this process is never encoded, so no transport limit applies to it, and
-// sizing it (a walk of the whole message) would cost more than sending it.
+// allow checks an outgoing message against MaxMessageBytes and notes the
+// largest so far. A reply to a client in this process is never encoded, and
+// sizing it (a walk of the whole message, one per op) cost more than
+// sending it, so it is not sized.
 func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
-	if to.Address == a.localAddress {
+	if _, isReply := m.(*messages.Reply); isReply && to.Address == a.localAddress {
 		return true
 	}
 	size := proto.Size(m)

@@ -105,8 +105,8 @@ type StatusReply struct {
 	LogBase            uint64 `protobuf:"varint,13,opt,name=log_base,json=logBase,proto3" json:"log_base,omitempty"`
 	CheckpointOpNumber uint64 `protobuf:"varint,14,opt,name=checkpoint_op_number,json=checkpointOpNumber,proto3" json:"checkpoint_op_number,omitempty"`
 	Sessions           uint64 `protobuf:"varint,15,opt,name=sessions,proto3" json:"sessions,omitempty"`
-	// The largest message this replica instance has sent to another process,
-	// in bytes.
+	// The largest message this replica instance has sent, in bytes (replies
+	// to clients in its own process are not sized).
 	LargestMessage uint64 `protobuf:"varint,16,opt,name=largest_message,json=largestMessage,proto3" json:"largest_message,omitempty"`
 	// The hosting process's heap in use, in bytes (Go's HeapInuse), when the
 	// status was asked with_memory.
