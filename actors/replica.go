@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"runtime/metrics"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vsrgo/vsr/internal/procstats"
 	"github.com/vsrgo/vsr/messages"
 	"github.com/vsrgo/vsr/statemachine"
 	"github.com/vsrgo/vsr/storage"
@@ -414,7 +414,7 @@ func (a *replicaActor) reportStart(restarted, fromDisk bool) {
 // each.
 func (a *replicaActor) respondStatus(ctx actor.Context, withDigest, withMemory bool, as func(ReplicaStatus) any) {
 	s := a.status()
-	s.Allocs, s.AllocBytes = processAllocs()
+	s.Allocs, s.AllocBytes = procstats.Allocs()
 	if withMemory {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -494,20 +494,6 @@ func (a *replicaActor) status() ReplicaStatus {
 		Oversized: a.oversized.Count(), LogBase: a.core.LogBase(), CheckpointOpNumber: a.core.CheckpointOpNumber(),
 		Sessions: a.core.Sessions(), LargestMessage: a.largest,
 		CheckpointsInstalled: installed, CheckpointFailures: failed}
-}
-
-// processAllocs reads the process's cumulative heap allocations, objects and
-// bytes, without stopping the world.
-func processAllocs() (objects, bytes uint64) {
-	samples := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(samples)
-	if samples[0].Value.Kind() == metrics.KindUint64 {
-		objects = samples[0].Value.Uint64()
-	}
-	if samples[1].Value.Kind() == metrics.KindUint64 {
-		bytes = samples[1].Value.Uint64()
-	}
-	return objects, bytes
 }
 
 // proto converts the status for a remote asker.

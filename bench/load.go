@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/vsrgo/vsr/internal/procstats"
 )
 
 // sut is a started system under test, as the load generator sees it.
@@ -84,7 +85,7 @@ func runLoad(s *sut, p loadParams) loadResult {
 	for w := range workers {
 		workers[w] = new(loadWorker)
 	}
-	ra0, rb0 := selfAllocs()
+	ra0, rb0 := procstats.Allocs()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop := make(chan struct{})
@@ -144,15 +145,15 @@ func runLoad(s *sut, p loadParams) loadResult {
 	var res loadResult
 	time.Sleep(time.Until(begin))
 	e0 := s.elections()
-	a0, b0 := selfAllocs()
+	a0, b0 := procstats.Allocs()
 	time.Sleep(time.Until(end))
-	a1, b1 := selfAllocs()
+	a1, b1 := procstats.Allocs()
 	res.elections = s.elections() - e0
 	res.allocs, res.allocBytes = a1-a0, b1-b0
 	close(stop)
 	cancel()
 	wg.Wait()
-	ra1, rb1 := selfAllocs()
+	ra1, rb1 := procstats.Allocs()
 	res.runAllocs, res.runAllocBytes = ra1-ra0, rb1-rb0
 	for _, w := range workers {
 		res.window.merge(&w.hist)
@@ -175,18 +176,4 @@ func (r *loadResult) check() error {
 		return fmt.Errorf("no write acknowledged in the window: %w", r.firstErr)
 	}
 	return fmt.Errorf("no write acknowledged in the window")
-}
-
-// selfAllocs reads this process's cumulative heap allocations, objects and
-// bytes, from runtime/metrics (no collection, no stop of the world).
-func selfAllocs() (objects, bytes uint64) {
-	samples := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(samples)
-	if samples[0].Value.Kind() == metrics.KindUint64 {
-		objects = samples[0].Value.Uint64()
-	}
-	if samples[1].Value.Kind() == metrics.KindUint64 {
-		bytes = samples[1].Value.Uint64()
-	}
-	return objects, bytes
 }

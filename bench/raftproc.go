@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/vsrgo/vsr/internal/procstats"
 )
 
 // The hidden raftnode subcommand: one hashicorp/raft node of a loopback
@@ -189,7 +191,7 @@ func (n *raftNode) handle(cmd string, args []string) raftReply {
 	switch cmd {
 	case "stats":
 		rep := raftReply{OK: true, State: n.r.State().String(), Term: raftTerm(n.r)}
-		rep.Allocs, rep.AllocBytes = selfAllocs()
+		rep.Allocs, rep.AllocBytes = procstats.Allocs()
 		rep.RSS, rep.HWM, _ = procMemory(os.Getpid())
 		return rep
 	case "barrier":

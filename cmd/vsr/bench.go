@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vsrgo/vsr/cluster"
+	"github.com/vsrgo/vsr/internal/procstats"
 	"github.com/vsrgo/vsr/statemachine/kv"
 	"github.com/vsrgo/vsr/supervisor"
 )
@@ -182,7 +182,7 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 	for i := range workers {
 		workers[i] = new(benchWorker)
 	}
-	allocs0, allocBytes0 := processAllocs()
+	allocs0, allocBytes0 := procstats.Allocs()
 	start := time.Now()
 	from := start.Add(p.warmup)
 	end := from.Add(p.duration)
@@ -201,7 +201,7 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 		}
 	}()
 	wg.Wait()
-	allocs1, allocBytes1 := processAllocs()
+	allocs1, allocBytes1 := procstats.Allocs()
 	peakRSS := processPeakRSS()
 	close(stop)
 	<-stopped
@@ -301,21 +301,6 @@ func (r *benchRun) failed(err error, inWindow bool) {
 		r.abortErr = fmt.Errorf("cannot reach the group: the first %d operations failed and none succeeded (last error: %s)", n, msg)
 		r.cancel()
 	}
-}
-
-// processAllocs reads this process's cumulative heap allocations, objects
-// and bytes (runtime/metrics, without a collection), so that a benchmark
-// can charge the client process its allocations per operation.
-func processAllocs() (objects, bytes uint64) {
-	samples := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(samples)
-	if samples[0].Value.Kind() == metrics.KindUint64 {
-		objects = samples[0].Value.Uint64()
-	}
-	if samples[1].Value.Kind() == metrics.KindUint64 {
-		bytes = samples[1].Value.Uint64()
-	}
-	return objects, bytes
 }
 
 // processPeakRSS is this process's peak resident set in bytes, VmHWM of
