@@ -32,11 +32,7 @@ func newBatching(seed uint64) batching {
 }
 
 // isAck is a message whose only use to the oracle is as evidence that a
-// primary heard its backups (oracle_quorum.go). The oracle notes it against
-// the role its receiver has when it is delivered, so an ack must not follow,
-// in one batch, a message that could change that role (a view change, a
-// recovery, a state transfer): the oracle would note it against the role
-// before the batch, where the core takes it with the role after.
+// primary heard its backups (oracle_quorum.go), and whose step can commit.
 func isAck(m any) bool {
 	switch m.(type) {
 	case *messages.PrepareOK, *messages.ConfirmViewOK:
@@ -54,18 +50,27 @@ func keepsRole(m any) bool {
 
 // batches splits the packets due at one replica, in order, into the batches
 // it steps: a packet joins the batch before it with the drawn chance, unless
-// it is an ack and the batch holds a message that may change the role.
+// that would put an ack and a message that may change the role (a view
+// change, a recovery, a state transfer) into one batch. The core handles
+// such a batch correctly, but the oracle sees a replica only between steps:
+// it notes an ack against the role its receiver had before the batch, and
+// judges a commit (which an ack can make) against the role after it, so a
+// primary that committed and then began a view change within one batch
+// would look like a backup that committed first.
 func (b batching) batches(due []packet) [][]packet {
 	var out [][]packet
-	roleMayChange := false
+	var hasAck, roleMayChange bool
 	for _, p := range due {
-		if n := len(out); n > 0 && b.join > 0 && b.rng.Float64() < b.join && !(isAck(p.msg) && roleMayChange) {
+		ack, changes := isAck(p.msg), !keepsRole(p.msg)
+		if n := len(out); n > 0 && b.join > 0 && b.rng.Float64() < b.join &&
+			!(ack && roleMayChange) && !(changes && hasAck) {
 			out[n-1] = append(out[n-1], p)
 		} else {
 			out = append(out, []packet{p})
-			roleMayChange = false
+			hasAck, roleMayChange = false, false
 		}
-		roleMayChange = roleMayChange || !keepsRole(p.msg)
+		hasAck = hasAck || ack
+		roleMayChange = roleMayChange || changes
 	}
 	return out
 }
