@@ -296,9 +296,14 @@ func TestClosedClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	done := inBackground(func() ([]byte, error) { return c.Execute(ctx, kv.PutOp("k", []byte("w"))) })
+	// Ops 1 and 2 are the first call's registration and write; op 3 is
+	// this call's first request (its write, or the registration of the
+	// other session), which can never commit. (The check was once
+	// OpNumber == 2, which held before the request arrived and so only
+	// passed when the poll was quicker than the call.)
 	require.Eventually(t, func() bool {
 		s, ok := g.status(0)
-		return ok && s.OpNumber == 2
+		return ok && s.OpNumber == 3
 	}, waitFor, pollEvery, "the write never reached the primary")
 	closed := make(chan struct{})
 	go func() {
