@@ -88,8 +88,8 @@ func measureInProcess(start func(dir string, clients int) (*sut, error), dir str
 	}
 	return measurement{
 		opsPerSec:   res.opsPerSec(p.duration),
-		p50:         res.window.quantile(0.50),
-		p99:         res.window.quantile(0.99),
+		p50:         time.Duration(res.window.Quantile(0.50)),
+		p99:         time.Duration(res.window.Quantile(0.99)),
 		allocsPerOp: float64(res.allocs) / float64(max(res.acked, 1)),
 		bytesPerOp:  float64(res.allocBytes) / float64(max(res.acked, 1)),
 		errors:      res.errors,

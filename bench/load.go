@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vsrgo/vsr/internal/latency"
 	"github.com/vsrgo/vsr/internal/procstats"
 )
 
@@ -35,7 +36,7 @@ type loadResult struct {
 	// window holds the latency of every write that started and ended
 	// inside the measured window (as `vsr bench` counts them); its count
 	// over the window's length is the throughput.
-	window latencyHist
+	window latency.Hist
 	// totalOps counts every acknowledged write, warm-up included; acked
 	// those acknowledged inside the window whenever they started (the
 	// divisor for the window's allocations).
@@ -56,7 +57,9 @@ type loadResult struct {
 	elections uint64
 }
 
-func (r *loadResult) opsPerSec(d time.Duration) float64 { return float64(r.window.n) / d.Seconds() }
+func (r *loadResult) opsPerSec(d time.Duration) float64 {
+	return float64(r.window.Count()) / d.Seconds()
+}
 
 // keyNames are the names of n keys, made once so that no run pays for them.
 func keyNames(n int) []string {
@@ -70,7 +73,7 @@ func keyNames(n int) []string {
 // loadWorker is one writer's own figures, merged at the end so that the
 // writers share no counter.
 type loadWorker struct {
-	hist               latencyHist
+	hist               latency.Hist
 	total, acked, errs uint64
 	firstErr           error
 }
@@ -137,7 +140,7 @@ func runLoad(s *sut, p loadParams) loadResult {
 					me.acked++
 				}
 				if !t0.Before(begin) && !t1.After(end) {
-					me.hist.record(t1.Sub(t0))
+					me.hist.Record(uint64(max(t1.Sub(t0), 0)))
 				}
 			}
 		})
@@ -156,7 +159,7 @@ func runLoad(s *sut, p loadParams) loadResult {
 	ra1, rb1 := procstats.Allocs()
 	res.runAllocs, res.runAllocBytes = ra1-ra0, rb1-rb0
 	for _, w := range workers {
-		res.window.merge(&w.hist)
+		res.window.Merge(&w.hist)
 		res.totalOps += w.total
 		res.acked += w.acked
 		res.errors += w.errs
@@ -169,7 +172,7 @@ func runLoad(s *sut, p loadParams) loadResult {
 
 // check fails a run in which nothing was acknowledged.
 func (r *loadResult) check() error {
-	if r.window.n > 0 {
+	if r.window.Count() > 0 {
 		return nil
 	}
 	if r.firstErr != nil {

@@ -241,8 +241,8 @@ func (n *raftNode) run(args []string) raftReply {
 		do:        func(_ context.Context, op []byte) error { return n.r.Apply(op, raftTimeout).Error() },
 		elections: func() uint64 { return raftTerm(n.r) },
 	}, p)
-	rep := raftReply{OK: true, WindowOps: res.window.n, TotalOps: res.totalOps, Errors: res.errors,
-		P50Ns: int64(res.window.quantile(0.50)), P99Ns: int64(res.window.quantile(0.99)),
+	rep := raftReply{OK: true, WindowOps: res.window.Count(), TotalOps: res.totalOps, Errors: res.errors,
+		P50Ns: int64(res.window.Quantile(0.50)), P99Ns: int64(res.window.Quantile(0.99)),
 		Elections: res.elections, RunAllocs: res.runAllocs, RunAllocBytes: res.runAllocBytes}
 	if res.firstErr != nil {
 		rep.FirstError = res.firstErr.Error()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vsrgo/vsr/cluster"
+	"github.com/vsrgo/vsr/internal/latency"
 	"github.com/vsrgo/vsr/internal/procstats"
 	"github.com/vsrgo/vsr/statemachine/kv"
 	"github.com/vsrgo/vsr/supervisor"
@@ -151,7 +152,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 // benchWorker is one worker's own figures, merged at the end: index 0 is
 // writes, 1 reads.
 type benchWorker struct {
-	hist [2]latencyHist
+	hist [2]latency.Hist
 	errs [2]uint64
 }
 
@@ -211,17 +212,17 @@ func runBench(t benchTarget, p benchParams, progress io.Writer) (*benchReport, e
 	if r.abortErr != nil {
 		return nil, r.abortErr
 	}
-	var all latencyHist
-	var kinds [2]latencyHist
+	var all latency.Hist
+	var kinds [2]latency.Hist
 	var errs [2]uint64
 	for _, w := range workers {
 		for k := range 2 {
-			kinds[k].merge(&w.hist[k])
-			all.merge(&w.hist[k])
+			kinds[k].Merge(&w.hist[k])
+			all.Merge(&w.hist[k])
 			errs[k] += w.errs[k]
 		}
 	}
-	if all.n == 0 {
+	if all.Count() == 0 {
 		msg := "none"
 		if len(r.msgs) > 0 {
 			msg = r.msgs[0]
@@ -271,7 +272,7 @@ func (r *benchRun) work(ctx context.Context, t benchTarget, id uint64, w *benchW
 			r.everOK.Store(true)
 			r.ops.Add(1)
 			if inWindow {
-				w.hist[kind].record(uint64(t1.Sub(t0)))
+				w.hist[kind].Record(uint64(t1.Sub(t0)))
 			}
 			continue
 		}
