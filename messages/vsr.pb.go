@@ -105,6 +105,14 @@ const (
 	// idle so long that it was removed. The request was not executed now; an
 	// earlier copy of it may have been, before the session expired.
 	ReplyError_REPLY_ERROR_SESSION_EXPIRED ReplyError = 5
+	// The request names an epoch this replica cannot serve: it left the group,
+	// or a reconfiguration asked to change an epoch that has ended. The reply
+	// carries the current configuration (Reply.epoch, Reply.members).
+	ReplyError_REPLY_ERROR_WRONG_EPOCH ReplyError = 6
+	// A reconfiguration is in the log and not yet committed: the epoch takes
+	// no new request. Retry; after the change the reply names the new
+	// configuration.
+	ReplyError_REPLY_ERROR_RECONFIGURING ReplyError = 7
 )
 
 // Enum value maps for ReplyError.
@@ -116,6 +124,8 @@ var (
 		3: "REPLY_ERROR_BUSY",
 		4: "REPLY_ERROR_TOO_LARGE",
 		5: "REPLY_ERROR_SESSION_EXPIRED",
+		6: "REPLY_ERROR_WRONG_EPOCH",
+		7: "REPLY_ERROR_RECONFIGURING",
 	}
 	ReplyError_value = map[string]int32{
 		"REPLY_ERROR_NONE":            0,
@@ -124,6 +134,8 @@ var (
 		"REPLY_ERROR_BUSY":            3,
 		"REPLY_ERROR_TOO_LARGE":       4,
 		"REPLY_ERROR_SESSION_EXPIRED": 5,
+		"REPLY_ERROR_WRONG_EPOCH":     6,
+		"REPLY_ERROR_RECONFIGURING":   7,
 	}
 )
 
@@ -236,7 +248,15 @@ type Request struct {
 	// which the client's old requests would look new and run again. (The
 	// Raft dissertation, section 6.3, names sessions by their registration's
 	// log index for the same reason.)
-	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
+	Session uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
+	// The epoch of the configuration the client knows. A primary of a later
+	// epoch executes the request and puts its configuration on the reply; a
+	// replica that left the group refuses it with REPLY_ERROR_WRONG_EPOCH.
+	Epoch uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Reconfigure, when set, asks for a new configuration: the request goes
+	// through the log like a write and ends its epoch when it commits (see
+	// docs/reconfiguration.md). operation is empty.
+	Reconfigure   *Reconfiguration `protobuf:"bytes,16,opt,name=reconfigure,proto3" json:"reconfigure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +347,20 @@ func (x *Request) GetSession() uint64 {
 	return 0
 }
 
+func (x *Request) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Request) GetReconfigure() *Reconfiguration {
+	if x != nil {
+		return x.Reconfigure
+	}
+	return nil
+}
+
 // Reply is <REPLY v, s, x> in the paper. Only the primary sends a reply to a
 // READ_MODE_LOG or READ_MODE_LINEARIZABLE request.
 type Reply struct {
@@ -343,7 +377,11 @@ type Reply struct {
 	// The session the request ran in (Request.session); on the reply to a
 	// registration, the session it opened, which the client puts on its later
 	// requests. Zero when the client has no session.
-	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
+	Session uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
+	// The replying replica's epoch, and its configuration when that is later
+	// than the request's epoch: how a client learns a new configuration.
+	Epoch         uint64   `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Members       []string `protobuf:"bytes,16,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -434,6 +472,66 @@ func (x *Reply) GetSession() uint64 {
 	return 0
 }
 
+func (x *Reply) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Reply) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// Reconfiguration is a new configuration: the member names in index order
+// (host:port in the cluster layer), an odd count of distinct names.
+type Reconfiguration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []string               `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reconfiguration) Reset() {
+	*x = Reconfiguration{}
+	mi := &file_vsr_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reconfiguration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reconfiguration) ProtoMessage() {}
+
+func (x *Reconfiguration) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reconfiguration.ProtoReflect.Descriptor instead.
+func (*Reconfiguration) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Reconfiguration) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // Entry is one slot of the log: the request that the primary assigned to
 // op_number in view.
 type Entry struct {
@@ -449,14 +547,17 @@ type Entry struct {
 	// Register is set for a client's registration (see Request.register).
 	Register bool `protobuf:"varint,7,opt,name=register,proto3" json:"register,omitempty"`
 	// Session is the request's session (Request.session).
-	Session       uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
+	Session uint64 `protobuf:"varint,8,opt,name=session,proto3" json:"session,omitempty"`
+	// Reconfigure is set for a reconfiguration (Request.reconfigure): the
+	// last op of its epoch.
+	Reconfigure   *Reconfiguration `protobuf:"bytes,15,opt,name=reconfigure,proto3" json:"reconfigure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_vsr_proto_msgTypes[3]
+	mi := &file_vsr_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +569,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[3]
+	mi := &file_vsr_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +582,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{3}
+	return file_vsr_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Entry) GetOpNumber() uint64 {
@@ -540,22 +641,32 @@ func (x *Entry) GetSession() uint64 {
 	return 0
 }
 
+func (x *Entry) GetReconfigure() *Reconfiguration {
+	if x != nil {
+		return x.Reconfigure
+	}
+	return nil
+}
+
 // Prepare is <PREPARE v, m, n, k>. It carries one or more consecutive entries,
 // the last of which has op_number n, so that batching needs no wire change.
 type Prepare struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
-	CommitNumber  uint64                 `protobuf:"varint,4,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
-	Replica       uint32                 `protobuf:"varint,5,opt,name=replica,proto3" json:"replica,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId    uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View         uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Entries      []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	CommitNumber uint64                 `protobuf:"varint,4,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
+	Replica      uint32                 `protobuf:"varint,5,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Prepare) Reset() {
 	*x = Prepare{}
-	mi := &file_vsr_proto_msgTypes[4]
+	mi := &file_vsr_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +678,7 @@ func (x *Prepare) String() string {
 func (*Prepare) ProtoMessage() {}
 
 func (x *Prepare) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[4]
+	mi := &file_vsr_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +691,7 @@ func (x *Prepare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prepare.ProtoReflect.Descriptor instead.
 func (*Prepare) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{4}
+	return file_vsr_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Prepare) GetClusterId() uint64 {
@@ -618,21 +729,31 @@ func (x *Prepare) GetReplica() uint32 {
 	return 0
 }
 
+func (x *Prepare) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // PrepareOK is <PREPAREOK v, n, i>. It means "I hold every op up to n of
 // view v's log", which is what lets the primary commit everything up to n.
 type PrepareOK struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	Replica       uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View      uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	OpNumber  uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	Replica   uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PrepareOK) Reset() {
 	*x = PrepareOK{}
-	mi := &file_vsr_proto_msgTypes[5]
+	mi := &file_vsr_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +765,7 @@ func (x *PrepareOK) String() string {
 func (*PrepareOK) ProtoMessage() {}
 
 func (x *PrepareOK) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[5]
+	mi := &file_vsr_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +778,7 @@ func (x *PrepareOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareOK.ProtoReflect.Descriptor instead.
 func (*PrepareOK) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{5}
+	return file_vsr_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PrepareOK) GetClusterId() uint64 {
@@ -688,21 +809,31 @@ func (x *PrepareOK) GetReplica() uint32 {
 	return 0
 }
 
+func (x *PrepareOK) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // Commit is <COMMIT v, k>: the primary's heartbeat when it has nothing to
 // prepare.
 type Commit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	CommitNumber  uint64                 `protobuf:"varint,3,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
-	Replica       uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId    uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View         uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	CommitNumber uint64                 `protobuf:"varint,3,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
+	Replica      uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Commit) Reset() {
 	*x = Commit{}
-	mi := &file_vsr_proto_msgTypes[6]
+	mi := &file_vsr_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +845,7 @@ func (x *Commit) String() string {
 func (*Commit) ProtoMessage() {}
 
 func (x *Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[6]
+	mi := &file_vsr_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +858,7 @@ func (x *Commit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commit.ProtoReflect.Descriptor instead.
 func (*Commit) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{6}
+	return file_vsr_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Commit) GetClusterId() uint64 {
@@ -758,19 +889,29 @@ func (x *Commit) GetReplica() uint32 {
 	return 0
 }
 
+func (x *Commit) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // StartViewChange is <STARTVIEWCHANGE v, i>.
 type StartViewChange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View      uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Replica   uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartViewChange) Reset() {
 	*x = StartViewChange{}
-	mi := &file_vsr_proto_msgTypes[7]
+	mi := &file_vsr_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +923,7 @@ func (x *StartViewChange) String() string {
 func (*StartViewChange) ProtoMessage() {}
 
 func (x *StartViewChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[7]
+	mi := &file_vsr_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +936,7 @@ func (x *StartViewChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartViewChange.ProtoReflect.Descriptor instead.
 func (*StartViewChange) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{7}
+	return file_vsr_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartViewChange) GetClusterId() uint64 {
@@ -819,6 +960,13 @@ func (x *StartViewChange) GetReplica() uint32 {
 	return 0
 }
 
+func (x *StartViewChange) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // DoViewChange is <DOVIEWCHANGE v, l, v', n, k, i>, sent to the primary of v.
 // It carries only the sender's uncommitted suffix, the entries after
 // commit_number up to op_number: the committed prefix is the same in every
@@ -833,13 +981,16 @@ type DoViewChange struct {
 	OpNumber       uint64                 `protobuf:"varint,5,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	CommitNumber   uint64                 `protobuf:"varint,6,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
 	Replica        uint32                 `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DoViewChange) Reset() {
 	*x = DoViewChange{}
-	mi := &file_vsr_proto_msgTypes[8]
+	mi := &file_vsr_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1002,7 @@ func (x *DoViewChange) String() string {
 func (*DoViewChange) ProtoMessage() {}
 
 func (x *DoViewChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[8]
+	mi := &file_vsr_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1015,7 @@ func (x *DoViewChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoViewChange.ProtoReflect.Descriptor instead.
 func (*DoViewChange) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{8}
+	return file_vsr_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DoViewChange) GetClusterId() uint64 {
@@ -916,26 +1067,36 @@ func (x *DoViewChange) GetReplica() uint32 {
 	return 0
 }
 
+func (x *DoViewChange) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // StartView is <STARTVIEW v, l, n, k>, sent by the new primary. Its entries
 // end at op_number and start at or below commit_number + 1, so they hold the
 // whole uncommitted suffix and as much of the committed log before it as fits;
 // a backup that lacks committed ops before them fetches them by state
 // transfer.
 type StartView struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
-	OpNumber      uint64                 `protobuf:"varint,4,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	CommitNumber  uint64                 `protobuf:"varint,5,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
-	Replica       uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId    uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View         uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Entries      []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	OpNumber     uint64                 `protobuf:"varint,4,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	CommitNumber uint64                 `protobuf:"varint,5,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
+	Replica      uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartView) Reset() {
 	*x = StartView{}
-	mi := &file_vsr_proto_msgTypes[9]
+	mi := &file_vsr_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1108,7 @@ func (x *StartView) String() string {
 func (*StartView) ProtoMessage() {}
 
 func (x *StartView) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[9]
+	mi := &file_vsr_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1121,7 @@ func (x *StartView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartView.ProtoReflect.Descriptor instead.
 func (*StartView) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{9}
+	return file_vsr_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StartView) GetClusterId() uint64 {
@@ -1005,20 +1166,30 @@ func (x *StartView) GetReplica() uint32 {
 	return 0
 }
 
+func (x *StartView) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // Recovery is <RECOVERY i, x>, sent by a replica that restarted without its
 // state.
 type Recovery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Replica       uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
-	Nonce         uint64                 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Replica   uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	Nonce     uint64                 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Recovery) Reset() {
 	*x = Recovery{}
-	mi := &file_vsr_proto_msgTypes[10]
+	mi := &file_vsr_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1201,7 @@ func (x *Recovery) String() string {
 func (*Recovery) ProtoMessage() {}
 
 func (x *Recovery) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[10]
+	mi := &file_vsr_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1214,7 @@ func (x *Recovery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recovery.ProtoReflect.Descriptor instead.
 func (*Recovery) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{10}
+	return file_vsr_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Recovery) GetClusterId() uint64 {
@@ -1067,6 +1238,13 @@ func (x *Recovery) GetNonce() uint64 {
 	return 0
 }
 
+func (x *Recovery) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // ClientSession is one row of the client table: the latest request a client
 // had executed, its reply, and the op number at which it last executed
 // something (the table expires sessions by that number).
@@ -1084,7 +1262,7 @@ type ClientSession struct {
 
 func (x *ClientSession) Reset() {
 	*x = ClientSession{}
-	mi := &file_vsr_proto_msgTypes[11]
+	mi := &file_vsr_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1274,7 @@ func (x *ClientSession) String() string {
 func (*ClientSession) ProtoMessage() {}
 
 func (x *ClientSession) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[11]
+	mi := &file_vsr_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1287,7 @@ func (x *ClientSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSession.ProtoReflect.Descriptor instead.
 func (*ClientSession) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{11}
+	return file_vsr_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClientSession) GetClientId() uint64 {
@@ -1151,17 +1329,22 @@ func (x *ClientSession) GetSession() uint64 {
 // machine's own snapshot and the client table that goes with it. It travels
 // encoded and cut into CheckpointChunks.
 type Checkpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpNumber      uint64                 `protobuf:"varint,1,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	State         []byte                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	ClientTable   []*ClientSession       `protobuf:"bytes,3,rep,name=client_table,json=clientTable,proto3" json:"client_table,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	OpNumber    uint64                 `protobuf:"varint,1,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	State       []byte                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ClientTable []*ClientSession       `protobuf:"bytes,3,rep,name=client_table,json=clientTable,proto3" json:"client_table,omitempty"`
+	// The epoch at op_number, its members, and the members of the epoch
+	// before it (empty in epoch 0).
+	Epoch           uint64   `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Members         []string `protobuf:"bytes,16,rep,name=members,proto3" json:"members,omitempty"`
+	PreviousMembers []string `protobuf:"bytes,17,rep,name=previous_members,json=previousMembers,proto3" json:"previous_members,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_vsr_proto_msgTypes[12]
+	mi := &file_vsr_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1356,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[12]
+	mi := &file_vsr_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1369,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{12}
+	return file_vsr_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Checkpoint) GetOpNumber() uint64 {
@@ -1210,28 +1393,52 @@ func (x *Checkpoint) GetClientTable() []*ClientSession {
 	return nil
 }
 
+func (x *Checkpoint) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetPreviousMembers() []string {
+	if x != nil {
+		return x.PreviousMembers
+	}
+	return nil
+}
+
 // RecoveryResponse is <RECOVERYRESPONSE v, x, l, n, k, j>. Only the primary of
 // v fills in entries, op_number and commit_number; its entries are its
 // uncommitted suffix (after commit_number), and the recovering replica fetches
 // the committed state before it by state transfer, from a checkpoint and the
 // log after it.
 type RecoveryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Nonce         uint64                 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
-	OpNumber      uint64                 `protobuf:"varint,5,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	CommitNumber  uint64                 `protobuf:"varint,6,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
-	Replica       uint32                 `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
-	FromPrimary   bool                   `protobuf:"varint,8,opt,name=from_primary,json=fromPrimary,proto3" json:"from_primary,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId    uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View         uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Nonce        uint64                 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Entries      []*Entry               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
+	OpNumber     uint64                 `protobuf:"varint,5,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	CommitNumber uint64                 `protobuf:"varint,6,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
+	Replica      uint32                 `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
+	FromPrimary  bool                   `protobuf:"varint,8,opt,name=from_primary,json=fromPrimary,proto3" json:"from_primary,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecoveryResponse) Reset() {
 	*x = RecoveryResponse{}
-	mi := &file_vsr_proto_msgTypes[13]
+	mi := &file_vsr_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1450,7 @@ func (x *RecoveryResponse) String() string {
 func (*RecoveryResponse) ProtoMessage() {}
 
 func (x *RecoveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[13]
+	mi := &file_vsr_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1463,7 @@ func (x *RecoveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryResponse.ProtoReflect.Descriptor instead.
 func (*RecoveryResponse) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{13}
+	return file_vsr_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RecoveryResponse) GetClusterId() uint64 {
@@ -1315,6 +1522,13 @@ func (x *RecoveryResponse) GetFromPrimary() bool {
 	return false
 }
 
+func (x *RecoveryResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // GetState is <GETSTATE v, n, i>: "send me view v's log after op n". With
 // committed_only it asks instead for committed entries after op n, which
 // every replica that is not recovering may answer in any view and status:
@@ -1326,13 +1540,16 @@ type GetState struct {
 	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
 	Replica       uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
 	CommittedOnly bool                   `protobuf:"varint,5,opt,name=committed_only,json=committedOnly,proto3" json:"committed_only,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetState) Reset() {
 	*x = GetState{}
-	mi := &file_vsr_proto_msgTypes[14]
+	mi := &file_vsr_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1561,7 @@ func (x *GetState) String() string {
 func (*GetState) ProtoMessage() {}
 
 func (x *GetState) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[14]
+	mi := &file_vsr_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1574,7 @@ func (x *GetState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetState.ProtoReflect.Descriptor instead.
 func (*GetState) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{14}
+	return file_vsr_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetState) GetClusterId() uint64 {
@@ -1395,6 +1612,13 @@ func (x *GetState) GetCommittedOnly() bool {
 	return false
 }
 
+func (x *GetState) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // NewState is <NEWSTATE v, l, n, k>: entries of the sender's log after the
 // requested op, as many as fit in one message, with the sender's op_number n
 // and commit number k. The entries are complete when the last one is op n.
@@ -1411,13 +1635,16 @@ type NewState struct {
 	Replica            uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
 	CommittedOnly      bool                   `protobuf:"varint,7,opt,name=committed_only,json=committedOnly,proto3" json:"committed_only,omitempty"`
 	CheckpointOpNumber uint64                 `protobuf:"varint,8,opt,name=checkpoint_op_number,json=checkpointOpNumber,proto3" json:"checkpoint_op_number,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NewState) Reset() {
 	*x = NewState{}
-	mi := &file_vsr_proto_msgTypes[15]
+	mi := &file_vsr_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1656,7 @@ func (x *NewState) String() string {
 func (*NewState) ProtoMessage() {}
 
 func (x *NewState) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[15]
+	mi := &file_vsr_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1669,7 @@ func (x *NewState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewState.ProtoReflect.Descriptor instead.
 func (*NewState) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{15}
+	return file_vsr_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NewState) GetClusterId() uint64 {
@@ -1501,22 +1728,32 @@ func (x *NewState) GetCheckpointOpNumber() uint64 {
 	return 0
 }
 
+func (x *NewState) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // GetCheckpoint asks for chunk `chunk` of the checkpoint at op_number whose
 // encoded bytes hash to digest (SHA-256).
 type GetCheckpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Replica       uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
-	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	Digest        []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
-	Chunk         uint32                 `protobuf:"varint,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Replica   uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	OpNumber  uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	Digest    []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Chunk     uint32                 `protobuf:"varint,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCheckpoint) Reset() {
 	*x = GetCheckpoint{}
-	mi := &file_vsr_proto_msgTypes[16]
+	mi := &file_vsr_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1765,7 @@ func (x *GetCheckpoint) String() string {
 func (*GetCheckpoint) ProtoMessage() {}
 
 func (x *GetCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[16]
+	mi := &file_vsr_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1778,7 @@ func (x *GetCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpoint.ProtoReflect.Descriptor instead.
 func (*GetCheckpoint) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{16}
+	return file_vsr_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCheckpoint) GetClusterId() uint64 {
@@ -1579,28 +1816,38 @@ func (x *GetCheckpoint) GetChunk() uint32 {
 	return 0
 }
 
+func (x *GetCheckpoint) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // CheckpointChunk is one piece of an encoded Checkpoint. A replica that no
 // longer holds the asked-for checkpoint answers with chunk 0 of the one it
 // holds. crc32c covers data; digest (SHA-256) covers the whole encoding, and
 // is checked before the checkpoint is installed.
 type CheckpointChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Replica       uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
-	OpNumber      uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
-	Digest        []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
-	Size          uint64                 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
-	Chunk         uint32                 `protobuf:"varint,6,opt,name=chunk,proto3" json:"chunk,omitempty"`
-	Chunks        uint32                 `protobuf:"varint,7,opt,name=chunks,proto3" json:"chunks,omitempty"`
-	Data          []byte                 `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
-	Crc32C        uint32                 `protobuf:"varint,9,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Replica   uint32                 `protobuf:"varint,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	OpNumber  uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	Digest    []byte                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Size      uint64                 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Chunk     uint32                 `protobuf:"varint,6,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Chunks    uint32                 `protobuf:"varint,7,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Data      []byte                 `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
+	Crc32C    uint32                 `protobuf:"varint,9,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckpointChunk) Reset() {
 	*x = CheckpointChunk{}
-	mi := &file_vsr_proto_msgTypes[17]
+	mi := &file_vsr_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1859,7 @@ func (x *CheckpointChunk) String() string {
 func (*CheckpointChunk) ProtoMessage() {}
 
 func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[17]
+	mi := &file_vsr_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1872,7 @@ func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointChunk.ProtoReflect.Descriptor instead.
 func (*CheckpointChunk) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{17}
+	return file_vsr_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckpointChunk) GetClusterId() uint64 {
@@ -1691,21 +1938,31 @@ func (x *CheckpointChunk) GetCrc32C() uint32 {
 	return 0
 }
 
+func (x *CheckpointChunk) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // ConfirmView is sent by a primary that holds linearizable reads: "are you
 // still in my view?" Round numbers tell answers to old rounds apart.
 type ConfirmView struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Round         uint64                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
-	Replica       uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View      uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Round     uint64                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	Replica   uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfirmView) Reset() {
 	*x = ConfirmView{}
-	mi := &file_vsr_proto_msgTypes[18]
+	mi := &file_vsr_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1974,7 @@ func (x *ConfirmView) String() string {
 func (*ConfirmView) ProtoMessage() {}
 
 func (x *ConfirmView) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[18]
+	mi := &file_vsr_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1987,7 @@ func (x *ConfirmView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmView.ProtoReflect.Descriptor instead.
 func (*ConfirmView) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{18}
+	return file_vsr_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConfirmView) GetClusterId() uint64 {
@@ -1761,20 +2018,30 @@ func (x *ConfirmView) GetReplica() uint32 {
 	return 0
 }
 
+func (x *ConfirmView) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // ConfirmViewOK answers ConfirmView from a backup that is normal in view.
 type ConfirmViewOK struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Round         uint64                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
-	Replica       uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View      uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Round     uint64                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	Replica   uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfirmViewOK) Reset() {
 	*x = ConfirmViewOK{}
-	mi := &file_vsr_proto_msgTypes[19]
+	mi := &file_vsr_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +2053,7 @@ func (x *ConfirmViewOK) String() string {
 func (*ConfirmViewOK) ProtoMessage() {}
 
 func (x *ConfirmViewOK) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[19]
+	mi := &file_vsr_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +2066,7 @@ func (x *ConfirmViewOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmViewOK.ProtoReflect.Descriptor instead.
 func (*ConfirmViewOK) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{19}
+	return file_vsr_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConfirmViewOK) GetClusterId() uint64 {
@@ -1830,6 +2097,13 @@ func (x *ConfirmViewOK) GetReplica() uint32 {
 	return 0
 }
 
+func (x *ConfirmViewOK) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // ViewChangeProbe asks "have you lost the primary of your view too?" A
 // replica whose primary has gone quiet sends it before it moves to a new
 // view (the Raft thesis's PreVote, section 9.6): it starts the view change
@@ -1837,17 +2111,20 @@ func (x *ConfirmViewOK) GetReplica() uint32 {
 // cannot depose a primary that the rest of the group still hears. view is the
 // view the sender would move to.
 type ViewChangeProbe struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View      uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Replica   uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ViewChangeProbe) Reset() {
 	*x = ViewChangeProbe{}
-	mi := &file_vsr_proto_msgTypes[20]
+	mi := &file_vsr_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +2136,7 @@ func (x *ViewChangeProbe) String() string {
 func (*ViewChangeProbe) ProtoMessage() {}
 
 func (x *ViewChangeProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[20]
+	mi := &file_vsr_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +2149,7 @@ func (x *ViewChangeProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewChangeProbe.ProtoReflect.Descriptor instead.
 func (*ViewChangeProbe) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{20}
+	return file_vsr_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ViewChangeProbe) GetClusterId() uint64 {
@@ -1896,20 +2173,30 @@ func (x *ViewChangeProbe) GetReplica() uint32 {
 	return 0
 }
 
+func (x *ViewChangeProbe) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // ViewChangeProbeOK answers a ViewChangeProbe from a replica that has lost
 // its primary as well (or is itself changing views).
 type ViewChangeProbeOK struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	View          uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
-	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	View      uint64                 `protobuf:"varint,2,opt,name=view,proto3" json:"view,omitempty"`
+	Replica   uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The sender's epoch (docs/reconfiguration.md); replica is its index in
+	// that epoch's configuration.
+	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ViewChangeProbeOK) Reset() {
 	*x = ViewChangeProbeOK{}
-	mi := &file_vsr_proto_msgTypes[21]
+	mi := &file_vsr_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2208,7 @@ func (x *ViewChangeProbeOK) String() string {
 func (*ViewChangeProbeOK) ProtoMessage() {}
 
 func (x *ViewChangeProbeOK) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[21]
+	mi := &file_vsr_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2221,7 @@ func (x *ViewChangeProbeOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewChangeProbeOK.ProtoReflect.Descriptor instead.
 func (*ViewChangeProbeOK) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{21}
+	return file_vsr_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ViewChangeProbeOK) GetClusterId() uint64 {
@@ -1958,6 +2245,175 @@ func (x *ViewChangeProbeOK) GetReplica() uint32 {
 	return 0
 }
 
+func (x *ViewChangeProbeOK) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// StartEpoch is <STARTEPOCH e, n, old-config, new-config> (paper section 7):
+// epoch `epoch` began after op op_number, the reconfiguration, which ended
+// epoch-1, whose members were previous_members. A member of the old epoch
+// sends it to the members of the new one that may not know yet, and in
+// answer to a message from the old epoch. replica is the sender's index in
+// the configuration of sender_epoch, the latest epoch it is a member of
+// (epoch-1 for a member that leaves, epoch for one that stays).
+type StartEpoch struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId       uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch           uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	OpNumber        uint64                 `protobuf:"varint,3,opt,name=op_number,json=opNumber,proto3" json:"op_number,omitempty"`
+	PreviousMembers []string               `protobuf:"bytes,4,rep,name=previous_members,json=previousMembers,proto3" json:"previous_members,omitempty"`
+	Members         []string               `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	Replica         uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
+	SenderEpoch     uint64                 `protobuf:"varint,7,opt,name=sender_epoch,json=senderEpoch,proto3" json:"sender_epoch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StartEpoch) Reset() {
+	*x = StartEpoch{}
+	mi := &file_vsr_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartEpoch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartEpoch) ProtoMessage() {}
+
+func (x *StartEpoch) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartEpoch.ProtoReflect.Descriptor instead.
+func (*StartEpoch) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *StartEpoch) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetOpNumber() uint64 {
+	if x != nil {
+		return x.OpNumber
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetPreviousMembers() []string {
+	if x != nil {
+		return x.PreviousMembers
+	}
+	return nil
+}
+
+func (x *StartEpoch) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *StartEpoch) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetSenderEpoch() uint64 {
+	if x != nil {
+		return x.SenderEpoch
+	}
+	return 0
+}
+
+// EpochStarted is <EPOCHSTARTED e, i>: a member of epoch e holds the state up
+// to the op that began e. A member that leaves stops once f+1 members of e
+// have said so.
+type EpochStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochStarted) Reset() {
+	*x = EpochStarted{}
+	mi := &file_vsr_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochStarted) ProtoMessage() {}
+
+func (x *EpochStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochStarted.ProtoReflect.Descriptor instead.
+func (*EpochStarted) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *EpochStarted) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *EpochStarted) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EpochStarted) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
 var File_vsr_proto protoreflect.FileDescriptor
 
 const file_vsr_proto_rawDesc = "" +
@@ -1965,7 +2421,7 @@ const file_vsr_proto_rawDesc = "" +
 	"\tvsr.proto\x12\x03vsr\"9\n" +
 	"\rClientAddress\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x9b\x02\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xe9\x02\n" +
 	"\aRequest\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
@@ -1975,7 +2431,9 @@ const file_vsr_proto_rawDesc = "" +
 	"\breply_to\x18\x05 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\x12*\n" +
 	"\tread_mode\x18\x06 \x01(\x0e2\r.vsr.ReadModeR\breadMode\x12\x1a\n" +
 	"\bregister\x18\a \x01(\bR\bregister\x12\x18\n" +
-	"\asession\x18\b \x01(\x04R\asession\"\xe8\x01\n" +
+	"\asession\x18\b \x01(\x04R\asession\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\x126\n" +
+	"\vreconfigure\x18\x10 \x01(\v2\x14.vsr.ReconfigurationR\vreconfigure\"\x98\x02\n" +
 	"\x05Reply\x12\x12\n" +
 	"\x04view\x18\x01 \x01(\x04R\x04view\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\x04R\bclientId\x12%\n" +
@@ -1984,7 +2442,11 @@ const file_vsr_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\x0e2\x0f.vsr.ReplyErrorR\x05error\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\x12\x14\n" +
 	"\x05stale\x18\a \x01(\bR\x05stale\x12\x18\n" +
-	"\asession\x18\b \x01(\x04R\asession\"\xff\x01\n" +
+	"\asession\x18\b \x01(\x04R\asession\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\x12\x18\n" +
+	"\amembers\x18\x10 \x03(\tR\amembers\"+\n" +
+	"\x0fReconfiguration\x12\x18\n" +
+	"\amembers\x18\x01 \x03(\tR\amembers\"\xb7\x02\n" +
 	"\x05Entry\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1b\n" +
@@ -1993,7 +2455,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\toperation\x18\x05 \x01(\fR\toperation\x12-\n" +
 	"\breply_to\x18\x06 \x01(\v2\x12.vsr.ClientAddressR\areplyTo\x12\x1a\n" +
 	"\bregister\x18\a \x01(\bR\bregister\x12\x18\n" +
-	"\asession\x18\b \x01(\x04R\asession\"\xa1\x01\n" +
+	"\asession\x18\b \x01(\x04R\asession\x126\n" +
+	"\vreconfigure\x18\x0f \x01(\v2\x14.vsr.ReconfigurationR\vreconfigure\"\xb7\x01\n" +
 	"\aPrepare\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2001,24 +2464,28 @@ const file_vsr_proto_rawDesc = "" +
 	"\aentries\x18\x03 \x03(\v2\n" +
 	".vsr.EntryR\aentries\x12#\n" +
 	"\rcommit_number\x18\x04 \x01(\x04R\fcommitNumber\x12\x18\n" +
-	"\areplica\x18\x05 \x01(\rR\areplica\"u\n" +
+	"\areplica\x18\x05 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x8b\x01\n" +
 	"\tPrepareOK\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1b\n" +
 	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12\x18\n" +
-	"\areplica\x18\x04 \x01(\rR\areplica\"z\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x90\x01\n" +
 	"\x06Commit\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12#\n" +
 	"\rcommit_number\x18\x03 \x01(\x04R\fcommitNumber\x12\x18\n" +
-	"\areplica\x18\x04 \x01(\rR\areplica\"^\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"t\n" +
 	"\x0fStartViewChange\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
-	"\areplica\x18\x03 \x01(\rR\areplica\"\xed\x01\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x83\x02\n" +
 	"\fDoViewChange\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2028,7 +2495,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\x10last_normal_view\x18\x04 \x01(\x04R\x0elastNormalView\x12\x1b\n" +
 	"\top_number\x18\x05 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x06 \x01(\x04R\fcommitNumber\x12\x18\n" +
-	"\areplica\x18\a \x01(\rR\areplica\"\xc0\x01\n" +
+	"\areplica\x18\a \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xd6\x01\n" +
 	"\tStartView\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2037,23 +2505,28 @@ const file_vsr_proto_rawDesc = "" +
 	".vsr.EntryR\aentries\x12\x1b\n" +
 	"\top_number\x18\x04 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x05 \x01(\x04R\fcommitNumber\x12\x18\n" +
-	"\areplica\x18\x06 \x01(\rR\areplica\"Y\n" +
+	"\areplica\x18\x06 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"o\n" +
 	"\bRecovery\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
 	"\areplica\x18\x02 \x01(\rR\areplica\x12\x14\n" +
-	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"\x9e\x01\n" +
+	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x9e\x01\n" +
 	"\rClientSession\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12%\n" +
 	"\x0erequest_number\x18\x02 \x01(\x04R\rrequestNumber\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\fR\x06result\x12\x17\n" +
 	"\alast_op\x18\x04 \x01(\x04R\x06lastOp\x12\x18\n" +
-	"\asession\x18\x05 \x01(\x04R\asession\"v\n" +
+	"\asession\x18\x05 \x01(\x04R\asession\"\xd1\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\fR\x05state\x125\n" +
-	"\fclient_table\x18\x03 \x03(\v2\x12.vsr.ClientSessionR\vclientTable\"\x80\x02\n" +
+	"\fclient_table\x18\x03 \x03(\v2\x12.vsr.ClientSessionR\vclientTable\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\x12\x18\n" +
+	"\amembers\x18\x10 \x03(\tR\amembers\x12)\n" +
+	"\x10previous_members\x18\x11 \x03(\tR\x0fpreviousMembers\"\x96\x02\n" +
 	"\x10RecoveryResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2064,14 +2537,16 @@ const file_vsr_proto_rawDesc = "" +
 	"\top_number\x18\x05 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x06 \x01(\x04R\fcommitNumber\x12\x18\n" +
 	"\areplica\x18\a \x01(\rR\areplica\x12!\n" +
-	"\ffrom_primary\x18\b \x01(\bR\vfromPrimary\"\x9b\x01\n" +
+	"\ffrom_primary\x18\b \x01(\bR\vfromPrimary\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xb1\x01\n" +
 	"\bGetState\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x1b\n" +
 	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12\x18\n" +
 	"\areplica\x18\x04 \x01(\rR\areplica\x12%\n" +
-	"\x0ecommitted_only\x18\x05 \x01(\bR\rcommittedOnly\"\x98\x02\n" +
+	"\x0ecommitted_only\x18\x05 \x01(\bR\rcommittedOnly\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xae\x02\n" +
 	"\bNewState\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2082,14 +2557,16 @@ const file_vsr_proto_rawDesc = "" +
 	"\rcommit_number\x18\x05 \x01(\x04R\fcommitNumber\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\x12%\n" +
 	"\x0ecommitted_only\x18\a \x01(\bR\rcommittedOnly\x120\n" +
-	"\x14checkpoint_op_number\x18\b \x01(\x04R\x12checkpointOpNumber\"\x93\x01\n" +
+	"\x14checkpoint_op_number\x18\b \x01(\x04R\x12checkpointOpNumber\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xa9\x01\n" +
 	"\rGetCheckpoint\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
 	"\areplica\x18\x02 \x01(\rR\areplica\x12\x1b\n" +
 	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12\x16\n" +
 	"\x06digest\x18\x04 \x01(\fR\x06digest\x12\x14\n" +
-	"\x05chunk\x18\x05 \x01(\rR\x05chunk\"\xed\x01\n" +
+	"\x05chunk\x18\x05 \x01(\rR\x05chunk\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x83\x02\n" +
 	"\x0fCheckpointChunk\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
@@ -2100,33 +2577,53 @@ const file_vsr_proto_rawDesc = "" +
 	"\x05chunk\x18\x06 \x01(\rR\x05chunk\x12\x16\n" +
 	"\x06chunks\x18\a \x01(\rR\x06chunks\x12\x12\n" +
 	"\x04data\x18\b \x01(\fR\x04data\x12\x16\n" +
-	"\x06crc32c\x18\t \x01(\rR\x06crc32c\"p\n" +
+	"\x06crc32c\x18\t \x01(\rR\x06crc32c\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x86\x01\n" +
 	"\vConfirmView\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x14\n" +
 	"\x05round\x18\x03 \x01(\x04R\x05round\x12\x18\n" +
-	"\areplica\x18\x04 \x01(\rR\areplica\"r\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\x88\x01\n" +
 	"\rConfirmViewOK\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x14\n" +
 	"\x05round\x18\x03 \x01(\x04R\x05round\x12\x18\n" +
-	"\areplica\x18\x04 \x01(\rR\areplica\"^\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"t\n" +
 	"\x0fViewChangeProbe\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
-	"\areplica\x18\x03 \x01(\rR\areplica\"`\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"v\n" +
 	"\x11ViewChangeProbeOK\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\x12\x14\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xe0\x01\n" +
+	"\n" +
+	"StartEpoch\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1b\n" +
+	"\top_number\x18\x03 \x01(\x04R\bopNumber\x12)\n" +
+	"\x10previous_members\x18\x04 \x03(\tR\x0fpreviousMembers\x12\x18\n" +
+	"\amembers\x18\x05 \x03(\tR\amembers\x12\x18\n" +
+	"\areplica\x18\x06 \x01(\rR\areplica\x12!\n" +
+	"\fsender_epoch\x18\a \x01(\x04R\vsenderEpoch\"]\n" +
+	"\fEpochStarted\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
 	"\areplica\x18\x03 \x01(\rR\areplica*N\n" +
 	"\bReadMode\x12\x11\n" +
 	"\rREAD_MODE_LOG\x10\x00\x12\x1a\n" +
 	"\x16READ_MODE_LINEARIZABLE\x10\x01\x12\x13\n" +
-	"\x0fREAD_MODE_STALE\x10\x02*\xb4\x01\n" +
+	"\x0fREAD_MODE_STALE\x10\x02*\xf0\x01\n" +
 	"\n" +
 	"ReplyError\x12\x14\n" +
 	"\x10REPLY_ERROR_NONE\x10\x00\x12\x1d\n" +
@@ -2134,7 +2631,9 @@ const file_vsr_proto_rawDesc = "" +
 	"\x1bREPLY_ERROR_INVALID_REQUEST\x10\x02\x12\x14\n" +
 	"\x10REPLY_ERROR_BUSY\x10\x03\x12\x19\n" +
 	"\x15REPLY_ERROR_TOO_LARGE\x10\x04\x12\x1f\n" +
-	"\x1bREPLY_ERROR_SESSION_EXPIRED\x10\x05B\x1fZ\x1dgithub.com/vsrgo/vsr/messagesb\x06proto3"
+	"\x1bREPLY_ERROR_SESSION_EXPIRED\x10\x05\x12\x1b\n" +
+	"\x17REPLY_ERROR_WRONG_EPOCH\x10\x06\x12\x1d\n" +
+	"\x19REPLY_ERROR_RECONFIGURING\x10\aB\x1fZ\x1dgithub.com/vsrgo/vsr/messagesb\x06proto3"
 
 var (
 	file_vsr_proto_rawDescOnce sync.Once
@@ -2149,49 +2648,54 @@ func file_vsr_proto_rawDescGZIP() []byte {
 }
 
 var file_vsr_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_vsr_proto_goTypes = []any{
 	(ReadMode)(0),             // 0: vsr.ReadMode
 	(ReplyError)(0),           // 1: vsr.ReplyError
 	(*ClientAddress)(nil),     // 2: vsr.ClientAddress
 	(*Request)(nil),           // 3: vsr.Request
 	(*Reply)(nil),             // 4: vsr.Reply
-	(*Entry)(nil),             // 5: vsr.Entry
-	(*Prepare)(nil),           // 6: vsr.Prepare
-	(*PrepareOK)(nil),         // 7: vsr.PrepareOK
-	(*Commit)(nil),            // 8: vsr.Commit
-	(*StartViewChange)(nil),   // 9: vsr.StartViewChange
-	(*DoViewChange)(nil),      // 10: vsr.DoViewChange
-	(*StartView)(nil),         // 11: vsr.StartView
-	(*Recovery)(nil),          // 12: vsr.Recovery
-	(*ClientSession)(nil),     // 13: vsr.ClientSession
-	(*Checkpoint)(nil),        // 14: vsr.Checkpoint
-	(*RecoveryResponse)(nil),  // 15: vsr.RecoveryResponse
-	(*GetState)(nil),          // 16: vsr.GetState
-	(*NewState)(nil),          // 17: vsr.NewState
-	(*GetCheckpoint)(nil),     // 18: vsr.GetCheckpoint
-	(*CheckpointChunk)(nil),   // 19: vsr.CheckpointChunk
-	(*ConfirmView)(nil),       // 20: vsr.ConfirmView
-	(*ConfirmViewOK)(nil),     // 21: vsr.ConfirmViewOK
-	(*ViewChangeProbe)(nil),   // 22: vsr.ViewChangeProbe
-	(*ViewChangeProbeOK)(nil), // 23: vsr.ViewChangeProbeOK
+	(*Reconfiguration)(nil),   // 5: vsr.Reconfiguration
+	(*Entry)(nil),             // 6: vsr.Entry
+	(*Prepare)(nil),           // 7: vsr.Prepare
+	(*PrepareOK)(nil),         // 8: vsr.PrepareOK
+	(*Commit)(nil),            // 9: vsr.Commit
+	(*StartViewChange)(nil),   // 10: vsr.StartViewChange
+	(*DoViewChange)(nil),      // 11: vsr.DoViewChange
+	(*StartView)(nil),         // 12: vsr.StartView
+	(*Recovery)(nil),          // 13: vsr.Recovery
+	(*ClientSession)(nil),     // 14: vsr.ClientSession
+	(*Checkpoint)(nil),        // 15: vsr.Checkpoint
+	(*RecoveryResponse)(nil),  // 16: vsr.RecoveryResponse
+	(*GetState)(nil),          // 17: vsr.GetState
+	(*NewState)(nil),          // 18: vsr.NewState
+	(*GetCheckpoint)(nil),     // 19: vsr.GetCheckpoint
+	(*CheckpointChunk)(nil),   // 20: vsr.CheckpointChunk
+	(*ConfirmView)(nil),       // 21: vsr.ConfirmView
+	(*ConfirmViewOK)(nil),     // 22: vsr.ConfirmViewOK
+	(*ViewChangeProbe)(nil),   // 23: vsr.ViewChangeProbe
+	(*ViewChangeProbeOK)(nil), // 24: vsr.ViewChangeProbeOK
+	(*StartEpoch)(nil),        // 25: vsr.StartEpoch
+	(*EpochStarted)(nil),      // 26: vsr.EpochStarted
 }
 var file_vsr_proto_depIdxs = []int32{
 	2,  // 0: vsr.Request.reply_to:type_name -> vsr.ClientAddress
 	0,  // 1: vsr.Request.read_mode:type_name -> vsr.ReadMode
-	1,  // 2: vsr.Reply.error:type_name -> vsr.ReplyError
-	2,  // 3: vsr.Entry.reply_to:type_name -> vsr.ClientAddress
-	5,  // 4: vsr.Prepare.entries:type_name -> vsr.Entry
-	5,  // 5: vsr.DoViewChange.entries:type_name -> vsr.Entry
-	5,  // 6: vsr.StartView.entries:type_name -> vsr.Entry
-	13, // 7: vsr.Checkpoint.client_table:type_name -> vsr.ClientSession
-	5,  // 8: vsr.RecoveryResponse.entries:type_name -> vsr.Entry
-	5,  // 9: vsr.NewState.entries:type_name -> vsr.Entry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 2: vsr.Request.reconfigure:type_name -> vsr.Reconfiguration
+	1,  // 3: vsr.Reply.error:type_name -> vsr.ReplyError
+	2,  // 4: vsr.Entry.reply_to:type_name -> vsr.ClientAddress
+	5,  // 5: vsr.Entry.reconfigure:type_name -> vsr.Reconfiguration
+	6,  // 6: vsr.Prepare.entries:type_name -> vsr.Entry
+	6,  // 7: vsr.DoViewChange.entries:type_name -> vsr.Entry
+	6,  // 8: vsr.StartView.entries:type_name -> vsr.Entry
+	14, // 9: vsr.Checkpoint.client_table:type_name -> vsr.ClientSession
+	6,  // 10: vsr.RecoveryResponse.entries:type_name -> vsr.Entry
+	6,  // 11: vsr.NewState.entries:type_name -> vsr.Entry
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_vsr_proto_init() }
@@ -2205,7 +2709,7 @@ func file_vsr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vsr_proto_rawDesc), len(file_vsr_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
