@@ -50,7 +50,7 @@ func (r *Replica) startFetch(source int) {
 }
 
 func (r *Replica) requestChunk() {
-	r.send(r.fetch.source, &messages.GetCheckpoint{ClusterId: r.cfg.ClusterID, Replica: uint32(r.index),
+	r.send(r.fetch.source, &messages.GetCheckpoint{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, Replica: uint32(r.index),
 		OpNumber: r.fetch.opNumber, Digest: r.fetch.digest, Chunk: r.fetch.next})
 }
 
@@ -146,7 +146,7 @@ func (r *Replica) chunkMessage(cp *checkpoint, chunk uint32) *messages.Checkpoin
 	size := r.cfg.chunkBytes()
 	lo := int(chunk) * size
 	data := cp.slice(lo, min(lo+size, cp.size()))
-	return &messages.CheckpointChunk{ClusterId: r.cfg.ClusterID, Replica: uint32(r.index),
+	return &messages.CheckpointChunk{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, Replica: uint32(r.index),
 		OpNumber: cp.opNumber, Digest: cp.digest, Size: uint64(cp.size()),
 		Chunk: chunk, Chunks: r.chunkCount(cp), Data: data, Crc32C: crc32.Checksum(data, castagnoli)}
 }

@@ -3,6 +3,7 @@ package vsr
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/vsrgo/vsr/statemachine"
 )
@@ -63,6 +64,11 @@ type Config struct {
 	// ReplicaIndex is this replica's index i in 0..n-1, its position in the
 	// sorted configuration. The primary of view v is v mod n.
 	ReplicaIndex int
+	// Members names the members of the group's first configuration (epoch
+	// 0) in index order: host:port in the cluster layer, r0, r1, ... in the
+	// simulator. Nil names them "0", "1", ... A reconfiguration names the
+	// members of the next epoch the same way (docs/reconfiguration.md).
+	Members []string
 	// StateMachine is the replicated service. It must be new and empty when
 	// Recovering is set.
 	StateMachine statemachine.StateMachine
@@ -133,6 +139,7 @@ var (
 	ErrBatch           = errors.New("vsr: max batch must be positive")
 	ErrTooManyReplicas = errors.New("vsr: at most 255 replicas")
 	ErrHistoryBounds   = errors.New("vsr: bad history bounds")
+	ErrMembers         = errors.New("vsr: bad member names")
 )
 
 // withDefaults fills zero timing fields.
@@ -185,6 +192,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: got %d", ErrTooManyReplicas, c.ReplicaCount)
 	case c.ReplicaIndex < 0 || c.ReplicaIndex >= c.ReplicaCount:
 		return fmt.Errorf("%w: got %d with n = %d", ErrReplicaIndex, c.ReplicaIndex, c.ReplicaCount)
+	case c.Members != nil && len(c.Members) != c.ReplicaCount:
+		return fmt.Errorf("%w: %d names for %d replicas", ErrMembers, len(c.Members), c.ReplicaCount)
+	case c.Members != nil && validMembers(c.Members) != nil:
+		return fmt.Errorf("%w: %v", ErrMembers, validMembers(c.Members))
 	case c.StateMachine == nil:
 		return ErrNoStateMachine
 	case c.HeartbeatTicks < 1 || c.InactivityTicks < 1 || c.ViewChangeTicks < 1 ||
@@ -206,6 +217,45 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max sessions must be positive, got %d", ErrHistoryBounds, c.MaxSessions)
 	case c.Recovering && c.ReplicaCount == 1:
 		return ErrCannotRecover
+	}
+	return nil
+}
+
+// members is the configuration of epoch 0: Members, or the indexes as names.
+func (c Config) members() []string {
+	if c.Members != nil {
+		return append([]string(nil), c.Members...)
+	}
+	names := make([]string, c.ReplicaCount)
+	for i := range names {
+		names[i] = strconv.Itoa(i)
+	}
+	return names
+}
+
+// maxMemberName bounds a member's name: a host:port is far shorter, and the
+// bound keeps a configuration, which travels in messages and checkpoints,
+// small.
+const maxMemberName = 255
+
+// validMembers reports what is wrong with a list of member names, or nil:
+// an odd count of 1 to 255 distinct names, none empty or longer than
+// maxMemberName bytes.
+func validMembers(names []string) error {
+	if len(names) < 1 || len(names)%2 == 0 || len(names) > 255 {
+		return fmt.Errorf("%d members: the count must be odd, from 1 to 255", len(names))
+	}
+	seen := make(map[string]bool, len(names))
+	for i, name := range names {
+		switch {
+		case name == "":
+			return fmt.Errorf("member %d has no name", i)
+		case len(name) > maxMemberName:
+			return fmt.Errorf("member %d's name is longer than %d bytes", i, maxMemberName)
+		case seen[name]:
+			return fmt.Errorf("member %q is named twice", name)
+		}
+		seen[name] = true
 	}
 	return nil
 }

@@ -25,11 +25,19 @@ const (
 	// ahead of this replica's than any honest one could be (maxViewAhead,
 	// maxOpsAhead); it is forged or corrupt.
 	DropFarAhead
+	// DropOldEpoch: the message is stamped with an epoch before this
+	// replica's (docs/reconfiguration.md): its sender has not learned of the
+	// reconfiguration, or was removed by it.
+	DropOldEpoch
+	// DropNewEpoch: the message is stamped with an epoch after this
+	// replica's, whose configuration this replica does not know, so it
+	// cannot tell who sent it.
+	DropNewEpoch
 	numDropReasons
 )
 
 func (d DropReason) String() string {
-	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message", "far-ahead"}[d]
+	return [...]string{"wrong-cluster", "bad-replica", "malformed", "unknown-message", "far-ahead", "old-epoch", "new-epoch"}[d]
 }
 
 // Drops counts dropped messages by reason.
@@ -49,6 +57,7 @@ func (r *Replica) drop(reason DropReason) { r.drops[reason]++ }
 // replicaMessage is what every replica-to-replica message has.
 type replicaMessage interface {
 	GetClusterId() uint64
+	GetEpoch() uint64
 	GetReplica() uint32
 }
 
@@ -104,6 +113,16 @@ func (r *Replica) admit(m proto.Message) bool {
 	}
 	if rm.GetClusterId() != r.cfg.ClusterID {
 		r.drop(DropWrongCluster)
+		return false
+	}
+	// A sender's index means something only in its own epoch's
+	// configuration, so a message from another epoch cannot be attributed.
+	if e := rm.GetEpoch(); e != r.epoch {
+		if e < r.epoch {
+			r.drop(DropOldEpoch)
+		} else {
+			r.drop(DropNewEpoch)
+		}
 		return false
 	}
 	if from := int(rm.GetReplica()); from >= r.n || from == r.index {

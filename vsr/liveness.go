@@ -121,7 +121,7 @@ func (r *Replica) suspectPrimary() {
 }
 
 func (r *Replica) broadcastProbe() {
-	r.broadcast(&messages.ViewChangeProbe{ClusterId: r.cfg.ClusterID, View: r.probe.view, Replica: uint32(r.index)})
+	r.broadcast(&messages.ViewChangeProbe{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.probe.view, Replica: uint32(r.index)})
 }
 
 func (r *Replica) countProbeOKs() int {
@@ -150,7 +150,7 @@ func (r *Replica) onViewChangeProbe(m *messages.ViewChangeProbe) {
 	if m.View == r.viewNumber && r.status == StatusNormal || !r.lostPrimary() {
 		return
 	}
-	r.send(int(m.Replica), &messages.ViewChangeProbeOK{ClusterId: r.cfg.ClusterID, View: m.View, Replica: uint32(r.index)})
+	r.send(int(m.Replica), &messages.ViewChangeProbeOK{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: m.View, Replica: uint32(r.index)})
 }
 
 // onViewChangeProbeOK counts an answer to this replica's probe and starts the

@@ -119,7 +119,7 @@ func (r *Replica) broadcastNewEntries() {
 func (r *Replica) prepareMessage(first uint64) *messages.Prepare {
 	entries := r.fitFrom(first, r.opNumber(), r.cfg.entriesBytes(), r.cfg.MaxBatch)
 	return &messages.Prepare{
-		ClusterId:    r.cfg.ClusterID,
+		ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 		View:         r.viewNumber,
 		Entries:      entries,
 		CommitNumber: r.commitNumber,
@@ -144,7 +144,7 @@ func (r *Replica) sendHeartbeats() {
 			r.send(j, r.prepareMessage(first))
 			continue
 		}
-		r.send(j, &messages.Commit{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
+		r.send(j, &messages.Commit{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
 			CommitNumber: r.commitNumber, Replica: uint32(r.index)})
 	}
 }
@@ -171,7 +171,7 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 	}
 	if first > r.opNumber()+1 {
 		if r.buggy(BugAcceptGap) {
-			r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID,
+			r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 				View: r.viewNumber, OpNumber: m.Entries[len(m.Entries)-1].OpNumber, Replica: uint32(r.index)})
 		}
 		r.requestState()
@@ -215,7 +215,7 @@ func (r *Replica) flushAck() {
 	if r.status != StatusNormal || r.isPrimary() {
 		return
 	}
-	r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID,
+	r.send(r.primaryOf(r.viewNumber), &messages.PrepareOK{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 		View: r.viewNumber, OpNumber: r.opNumber(), Replica: uint32(r.index)})
 }
 

@@ -140,7 +140,7 @@ func hasUnassigned(reads []pendingRead) bool {
 }
 
 func (r *Replica) confirmViewMessage() *messages.ConfirmView {
-	return &messages.ConfirmView{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
+	return &messages.ConfirmView{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
 		Round: r.primary.reads.round, Replica: uint32(r.index)}
 }
 
@@ -164,7 +164,7 @@ func (r *Replica) onConfirmView(m *messages.ConfirmView) {
 	if !r.fromPrimary(m.View, m.Replica) {
 		return
 	}
-	r.send(int(m.Replica), &messages.ConfirmViewOK{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
+	r.send(int(m.Replica), &messages.ConfirmViewOK{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
 		Round: m.Round, Replica: uint32(r.index)})
 }
 

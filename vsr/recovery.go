@@ -30,7 +30,7 @@ func (r *Replica) startRecovery() {
 }
 
 func (r *Replica) broadcastRecovery() {
-	r.broadcast(&messages.Recovery{ClusterId: r.cfg.ClusterID, Replica: uint32(r.index), Nonce: r.recovery.nonce})
+	r.broadcast(&messages.Recovery{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, Replica: uint32(r.index), Nonce: r.recovery.nonce})
 }
 
 // onRecovery answers a recovering replica. Only a normal replica answers, and
@@ -43,7 +43,7 @@ func (r *Replica) onRecovery(m *messages.Recovery) {
 	if r.status != StatusNormal {
 		return
 	}
-	resp := &messages.RecoveryResponse{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
+	resp := &messages.RecoveryResponse{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
 		Nonce: m.Nonce, Replica: uint32(r.index)}
 	if r.isPrimary() {
 		resp.FromPrimary = true

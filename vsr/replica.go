@@ -17,6 +17,14 @@ type Replica struct {
 	sm    statemachine.StateMachine
 	rng   *rng
 
+	// epoch is the paper's epoch-number (section 7), and members the names
+	// of its configuration in index order: index is this replica's position
+	// in it. Every replica message carries the sender's epoch, and one from
+	// another epoch is dropped before its handler runs (see admit and
+	// docs/reconfiguration.md).
+	epoch   uint64
+	members []string
+
 	// The paper's replica state.
 	viewNumber     uint64
 	status         Status
@@ -108,6 +116,7 @@ func newReplica(cfg Config) (*Replica, error) {
 		n:           cfg.ReplicaCount,
 		f:           faultTolerance(cfg.ReplicaCount),
 		index:       cfg.ReplicaIndex,
+		members:     cfg.members(),
 		sm:          cfg.StateMachine,
 		rng:         newRNG(cfg.Seed),
 		clientTable: newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),
@@ -338,6 +347,7 @@ func (r *Replica) reply(to *messages.ClientAddress, m *messages.Reply) {
 		return
 	}
 	m.Replica = uint32(r.index)
+	m.Epoch = r.epoch
 	r.out.Replies = append(r.out.Replies, ClientReply{To: to, Reply: m})
 }
 
@@ -356,6 +366,14 @@ func (r *Replica) View() uint64 { return r.viewNumber }
 
 // Status is the current status.
 func (r *Replica) Status() Status { return r.status }
+
+// Epoch is the current epoch: how many reconfigurations the group has
+// committed.
+func (r *Replica) Epoch() uint64 { return r.epoch }
+
+// Members is the configuration of the current epoch, member names in index
+// order. The slice is shared: callers must not modify it.
+func (r *Replica) Members() []string { return r.members }
 
 // LastNormalView is the latest view in which the replica's status was normal.
 func (r *Replica) LastNormalView() uint64 { return r.lastNormalView }

@@ -36,7 +36,7 @@ func (r *Replica) requestState() {
 	if r.syncing {
 		after = r.commitNumber
 	}
-	r.send(r.primaryOf(r.viewNumber), &messages.GetState{ClusterId: r.cfg.ClusterID,
+	r.send(r.primaryOf(r.viewNumber), &messages.GetState{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 		View: r.viewNumber, OpNumber: after, Replica: uint32(r.index)})
 }
 
@@ -56,7 +56,7 @@ func (r *Replica) requestCommitted() {
 	if r.fetch.active {
 		return
 	}
-	r.send(r.catchUp.source, &messages.GetState{ClusterId: r.cfg.ClusterID, View: r.viewNumber,
+	r.send(r.catchUp.source, &messages.GetState{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
 		OpNumber: r.commitNumber, Replica: uint32(r.index), CommittedOnly: true})
 }
 
@@ -128,7 +128,7 @@ func (r *Replica) serveCommitted(m *messages.GetState) {
 }
 
 func (r *Replica) newStateMessage(entries []*messages.Entry, committedOnly bool) *messages.NewState {
-	return &messages.NewState{ClusterId: r.cfg.ClusterID, View: r.viewNumber, Entries: entries,
+	return &messages.NewState{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber, Entries: entries,
 		OpNumber: r.opNumber(), CommitNumber: r.commitNumber, Replica: uint32(r.index), CommittedOnly: committedOnly}
 }
 

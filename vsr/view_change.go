@@ -61,7 +61,7 @@ func (r *Replica) enterView(v uint64) {
 }
 
 func (r *Replica) startViewChangeMessage() *messages.StartViewChange {
-	return &messages.StartViewChange{ClusterId: r.cfg.ClusterID, View: r.viewNumber, Replica: uint32(r.index)}
+	return &messages.StartViewChange{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber, Replica: uint32(r.index)}
 }
 
 // onStartViewChange counts a vote for a view change, joining it if it is for
@@ -91,7 +91,7 @@ func (r *Replica) maybeSendDoViewChange() {
 		return
 	}
 	m := &messages.DoViewChange{
-		ClusterId:      r.cfg.ClusterID,
+		ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 		View:           r.viewNumber,
 		Entries:        r.uncommittedSuffix(),
 		LastNormalView: r.lastNormalView,
@@ -264,7 +264,7 @@ func (r *Replica) startViewMessage(from uint64) *messages.StartView {
 		entries = entries[len(entries)-MaxPrepareEntries:]
 	}
 	return &messages.StartView{
-		ClusterId:    r.cfg.ClusterID,
+		ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 		View:         r.viewNumber,
 		Entries:      entries,
 		OpNumber:     r.opNumber(),
