@@ -81,6 +81,11 @@ type Config struct {
 	// replica that restarts must never start as if it were new: it could
 	// vote with a log it no longer has.
 	Recovering bool
+	// Joining says that the replica was started, with no state, to join the
+	// group in a reconfiguration whose new configuration is Members: it
+	// waits for StartEpoch from a member of that epoch, fetches the state,
+	// and takes no part before it holds it (docs/reconfiguration.md).
+	Joining bool
 
 	// HeartbeatTicks is how often an idle primary sends Commit, and how often
 	// every replica resends what may have been lost (prepares, view-change
@@ -217,6 +222,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max sessions must be positive, got %d", ErrHistoryBounds, c.MaxSessions)
 	case c.Recovering && c.ReplicaCount == 1:
 		return ErrCannotRecover
+	case c.Joining && c.Recovering:
+		return fmt.Errorf("%w: a replica cannot both join and recover", ErrCannotRecover)
 	}
 	return nil
 }

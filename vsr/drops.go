@@ -115,11 +115,23 @@ func (r *Replica) admit(m proto.Message) bool {
 		r.drop(DropWrongCluster)
 		return false
 	}
+	switch m := m.(type) {
+	case *messages.StartEpoch:
+		// It crosses epochs by design; its sender's index is in the
+		// configuration of sender_epoch, and onStartEpoch checks it there.
+		return m.Epoch <= maxNumber && m.SenderEpoch <= m.Epoch && m.Epoch-m.SenderEpoch <= 1
+	case *messages.EpochStarted:
+		// A replica that is leaving hears it from the epoch after its own.
+		return m.Epoch == r.epoch || (r.status == StatusLeaving && m.Epoch == r.epoch+1)
+	}
 	// A sender's index means something only in its own epoch's
 	// configuration, so a message from another epoch cannot be attributed.
 	if e := rm.GetEpoch(); e != r.epoch {
 		if e < r.epoch {
 			r.drop(DropOldEpoch)
+			if e == r.epoch-1 {
+				r.answerOldEpoch(int(rm.GetReplica()))
+			}
 		} else {
 			r.drop(DropNewEpoch)
 		}
@@ -170,6 +182,9 @@ func consecutive(entries []*messages.Entry, first uint64, max int) bool {
 	}
 	for k, e := range entries {
 		if e == nil || e.OpNumber != first+uint64(k) || e.ClientId == 0 || e.RequestNumber == 0 {
+			return false
+		}
+		if c := e.Reconfigure; c != nil && (e.Register || len(e.Operation) > 0 || validMembers(c.Members) != nil) {
 			return false
 		}
 	}

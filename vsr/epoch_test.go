@@ -76,6 +76,7 @@ func TestEpoch_EveryMessageAndReplyIsStamped(t *testing.T) {
 	for _, r := range nw.replicas {
 		uAtEpoch(r, 4)
 	}
+	nw.clientEpoch = 4
 	seen := map[string]bool{}
 	nw.watch = func(p packet) {
 		rm, ok := p.msg.(replicaMessage)

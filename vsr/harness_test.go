@@ -57,6 +57,8 @@ type network struct {
 	sessions map[uint64]uint64
 	// disks[i] is what replica i made durable, from its outputs.
 	disks []*testDisk
+	// clientEpoch is the epoch step stamps on requests that carry none.
+	clientEpoch uint64
 }
 
 type heldJob struct {
@@ -167,6 +169,11 @@ func (nw *network) step(i int, m proto.Message) {
 	if req, ok := m.(*messages.Request); ok && !req.Register && req.Session == 0 && nw.sessions[req.ClientId] != 0 {
 		req = proto.Clone(req).(*messages.Request)
 		req.Session = nw.sessions[req.ClientId]
+		m = req
+	}
+	if req, ok := m.(*messages.Request); ok && req.Epoch == 0 && nw.clientEpoch != 0 {
+		req = proto.Clone(req).(*messages.Request)
+		req.Epoch = nw.clientEpoch
 		m = req
 	}
 	nw.take(i, nw.replicas[i].Step(m))

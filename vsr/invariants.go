@@ -10,11 +10,15 @@ import (
 // costs O(log length), so production code need not.
 func (r *Replica) CheckInvariants() error {
 	op := r.opNumber()
-	if r.viewNumber < r.checked.view || r.commitNumber < r.checked.commit {
-		return fmt.Errorf("went backwards: view %d -> %d, commit %d -> %d",
-			r.checked.view, r.viewNumber, r.checked.commit, r.commitNumber)
+	if r.epoch < r.checked.epoch || (r.epoch == r.checked.epoch && r.viewNumber < r.checked.view) ||
+		r.commitNumber < r.checked.commit {
+		return fmt.Errorf("went backwards: epoch %d -> %d, view %d -> %d, commit %d -> %d",
+			r.checked.epoch, r.epoch, r.checked.view, r.viewNumber, r.checked.commit, r.commitNumber)
 	}
-	r.checked.view, r.checked.commit = r.viewNumber, r.commitNumber
+	r.checked.epoch, r.checked.view, r.checked.commit = r.epoch, r.viewNumber, r.commitNumber
+	if err := r.checkEpoch(); err != nil {
+		return err
+	}
 	switch {
 	case r.commitNumber > op:
 		return fmt.Errorf("commit number %d past op number %d", r.commitNumber, op)
@@ -77,6 +81,34 @@ func (r *Replica) CheckInvariants() error {
 	for c, s := range r.clientTable.sessions {
 		if s.requestNumber == 0 {
 			return fmt.Errorf("client %d has an executed request numbered 0", c)
+		}
+	}
+	return nil
+}
+
+// checkEpoch verifies what reconfiguration relies on: the configuration is
+// valid and names this replica at its index, a member of an epoch it takes
+// part in holds the state the epoch began with, and a reconfiguration in the
+// log past that is its last entry.
+func (r *Replica) checkEpoch() error {
+	switch {
+	case len(r.members) != r.n || r.index < 0 || r.index >= r.n:
+		return fmt.Errorf("replica %d of a configuration of %d members, n = %d", r.index, len(r.members), r.n)
+	case validMembers(r.members) != nil:
+		return fmt.Errorf("bad configuration: %v", validMembers(r.members))
+	case r.status == StatusLeaving && r.change.next == nil:
+		return fmt.Errorf("leaving without the next configuration")
+	case r.status != StatusLeaving && r.change.next != nil:
+		return fmt.Errorf("%s with a next configuration", r.status)
+	case (r.status == StatusNormal || r.status == StatusViewChange) && r.commitNumber < r.change.op:
+		return fmt.Errorf("%s in epoch %d, which began at op %d, with commit number %d", r.status, r.epoch,
+			r.change.op, r.commitNumber)
+	case r.left && r.status != StatusLeaving:
+		return fmt.Errorf("left but %s", r.status)
+	}
+	for op := max(r.change.op, r.logBase) + 1; op < r.opNumber(); op++ {
+		if r.entryAt(op).GetReconfigure() != nil {
+			return fmt.Errorf("reconfiguration at op %d is not the last entry of its epoch (op number %d)", op, r.opNumber())
 		}
 	}
 	return nil

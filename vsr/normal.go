@@ -13,14 +13,25 @@ import (
 // request, so the primary answers the client directly), except a stale read,
 // which any normal replica serves.
 func (r *Replica) onRequest(m *messages.Request) {
-	if r.status != StatusNormal {
-		return // The client resends after its timeout.
+	if r.status == StatusLeaving {
+		r.refuseForEpoch(m, messages.ReplyError_REPLY_ERROR_WRONG_EPOCH)
+		return
 	}
-	if m.ClientId == 0 || m.RequestNumber == 0 || (len(m.Operation) == 0) != m.Register ||
-		(m.Register && m.ReadMode != messages.ReadMode_READ_MODE_LOG) {
+	if r.status != StatusNormal || m.Epoch > r.epoch {
+		return // The client resends after its timeout (to another replica, if this one is behind).
+	}
+	control := m.Register || m.Reconfigure != nil
+	if m.ClientId == 0 || m.RequestNumber == 0 || (len(m.Operation) == 0) != control ||
+		(m.Register && m.Reconfigure != nil) || (control && m.ReadMode != messages.ReadMode_READ_MODE_LOG) {
 		r.drop(DropMalformed)
 		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_INVALID_REQUEST})
+		return
+	}
+	if m.Epoch < r.epoch {
+		// The client has not learned of a reconfiguration: it retries in
+		// the new configuration, and nothing ran here.
+		r.refuseForEpoch(m, messages.ReplyError_REPLY_ERROR_WRONG_EPOCH)
 		return
 	}
 	if proto.Size(m) > r.cfg.maxEntryBytes() {
@@ -69,6 +80,19 @@ func (r *Replica) appendRequest(m *messages.Request) {
 	if m.RequestNumber <= r.clientTable.inProgress[m.ClientId] {
 		return
 	}
+	if r.reconfiguring() {
+		r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+			RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_RECONFIGURING})
+		return
+	}
+	if m.Reconfigure != nil {
+		if err := r.checkReconfiguration(m.Reconfigure.Members); err != nil {
+			r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
+				RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_INVALID_REQUEST,
+				Result: []byte(err.Error())})
+			return
+		}
+	}
 	if !m.Register && r.clientTable.inProgress[m.ClientId] == 0 && (s == nil || m.Session < s.session) {
 		// No session, or a request of a session since replaced. (A session
 		// newer than the table's is a registration still in the log.)
@@ -85,6 +109,7 @@ func (r *Replica) appendRequest(m *messages.Request) {
 		ReplyTo:       m.ReplyTo,
 		Register:      m.Register,
 		Session:       m.Session,
+		Reconfigure:   m.Reconfigure,
 	}
 	size := entrySize(e)
 	if r.opNumber()-r.commitNumber >= uint64(r.cfg.PipelineMax) ||
@@ -163,6 +188,11 @@ func (r *Replica) onPrepare(m *messages.Prepare) {
 	}
 	first := m.Entries[0].OpNumber
 	last := m.Entries[len(m.Entries)-1].OpNumber
+	if !r.endsWithReconfiguration(m.Entries) {
+		// A reconfiguration is the last op of its epoch.
+		r.drop(DropMalformed)
+		return
+	}
 	if last > max(r.commitNumber, min(m.CommitNumber, last))+uint64(r.cfg.PipelineMax) {
 		// More uncommitted ops than any primary may hold: taking them would
 		// let this backup's view-change suffix outgrow its bound.
@@ -299,8 +329,17 @@ func (r *Replica) commitUpTo(k uint64) {
 		result, replyErr, fresh := r.execute(e)
 		r.clientTable.expire(e.OpNumber)
 		r.out.Committed = append(r.out.Committed, e)
-		if fresh && r.status == StatusNormal && r.isPrimary() {
-			reply := &messages.Reply{View: r.viewNumber, ClientId: e.ClientId,
+		answers := fresh && r.status == StatusNormal && r.isPrimary()
+		view := r.viewNumber
+		// The reconfiguration that ends this replica's epoch; one that
+		// began it is executed again only by a replica fetching the state
+		// its epoch began with.
+		ends := e.Reconfigure != nil && e.OpNumber > r.change.op
+		if ends {
+			r.endEpoch(e)
+		}
+		if answers {
+			reply := &messages.Reply{View: view, ClientId: e.ClientId,
 				RequestNumber: e.RequestNumber, Result: result, Error: replyErr}
 			if s := r.clientTable.executed(e.ClientId); s != nil {
 				reply.Session = s.session
@@ -309,8 +348,18 @@ func (r *Replica) commitUpTo(k uint64) {
 				reply.Result, reply.Error = nil, messages.ReplyError_REPLY_ERROR_TOO_LARGE
 			}
 			r.reply(e.ReplyTo, reply)
+			if ends {
+				reply.Members = e.Reconfigure.Members
+				reply.Epoch = r.epoch
+				if r.status == StatusLeaving {
+					reply.Epoch = r.epoch + 1
+				}
+			}
 		}
 		r.maybeCheckpoint(e.OpNumber)
+		if ends {
+			break
+		}
 	}
 	if r.status == StatusNormal && r.isPrimary() {
 		r.serveReads()
@@ -345,7 +394,9 @@ func (r *Replica) execute(e *messages.Entry) (result []byte, replyErr messages.R
 		r.clientTable.forget(e.ClientId, e.RequestNumber)
 		return nil, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, true
 	}
-	result = r.sm.Apply(e.Operation)
+	if e.Reconfigure == nil { // A reconfiguration changes the group, not the service.
+		result = r.sm.Apply(e.Operation)
+	}
 	r.clientTable.record(e.ClientId, e.RequestNumber, e.OpNumber, result)
 	return result, messages.ReplyError_REPLY_ERROR_NONE, true
 }

@@ -6,10 +6,14 @@ import (
 	"github.com/vsrgo/vsr/messages"
 )
 
-// Envelope is a message for the replica with index To.
+// Envelope is a message for the member named Member. To is its index in the
+// sender's current configuration, or -1 when the member belongs to another
+// configuration only (during a reconfiguration, docs/reconfiguration.md): a
+// caller that routes by index must not send an envelope with To < 0 there.
 type Envelope struct {
-	To  int
-	Msg proto.Message
+	To     int
+	Member string
+	Msg    proto.Message
 }
 
 // ClientReply is a reply for the client at To, the address that travelled in
@@ -89,10 +93,15 @@ type Output struct {
 	// log truncation by two intervals: a job still out after two intervals
 	// is given up and another is captured.
 	Checkpoint *CheckpointJob
+	// Left is set once, when this replica, removed from the group by a
+	// reconfiguration, is no longer needed: a quorum of the new
+	// configuration holds the state. The caller may stop it (Replica.Left
+	// says so from then on).
+	Left bool
 }
 
 // IsEmpty reports whether there is nothing to do.
 func (o Output) IsEmpty() bool {
 	return o.HardState == nil && o.LogFrom == 0 && o.InstalledCheckpoint == nil && o.Compact == 0 && len(o.Messages) == 0 && len(o.Replies) == 0 && len(o.Committed) == 0 &&
-		o.Checkpoint == nil
+		o.Checkpoint == nil && !o.Left
 }

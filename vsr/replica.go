@@ -24,6 +24,11 @@ type Replica struct {
 	// docs/reconfiguration.md).
 	epoch   uint64
 	members []string
+	// change is the reconfiguration that began the current epoch (or, at a
+	// replica that is leaving, the one that ends its membership).
+	change epochChange
+	// left is set once a replica that is leaving is no longer needed.
+	left bool
 
 	// The paper's replica state.
 	viewNumber     uint64
@@ -84,8 +89,8 @@ type Replica struct {
 	out       Output
 	hardState HardState
 	drops     Drops
-	checked   struct{ view, commit uint64 } // as of the last CheckInvariants
-	bugs      Bug                           // always zero outside the simulator's self-test
+	checked   struct{ epoch, view, commit uint64 } // as of the last CheckInvariants
+	bugs      Bug                                  // always zero outside the simulator's self-test
 }
 
 // New makes a replica from cfg. A replica with cfg.Recovering starts in
@@ -96,9 +101,12 @@ func New(cfg Config) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Recovering {
+	switch {
+	case cfg.Recovering:
 		r.startRecovery()
-	} else {
+	case cfg.Joining:
+		r.status = StatusJoining
+	default:
 		r.becomeNormal()
 	}
 	r.out = Output{} // New returns no output; a recovering replica asks on its first Tick.
@@ -170,6 +178,9 @@ func (r *Replica) Tick() Output {
 }
 
 func (r *Replica) dispatch(m proto.Message) {
+	if !r.takesPart(m) {
+		return
+	}
 	switch m := m.(type) {
 	case *messages.Request:
 		r.onRequest(m)
@@ -205,9 +216,41 @@ func (r *Replica) dispatch(m proto.Message) {
 		r.onViewChangeProbe(m)
 	case *messages.ViewChangeProbeOK:
 		r.onViewChangeProbeOK(m)
+	case *messages.StartEpoch:
+		r.onStartEpoch(m)
+	case *messages.EpochStarted:
+		r.onEpochStarted(m)
 	default:
 		r.drop(DropUnknownMessage)
 	}
+}
+
+// takesPart reports whether a replica that is joining or leaving handles m.
+// A joining replica holds no state: it takes only the news of its epoch and
+// the state it fetches, and never votes. A replica that is leaving takes part
+// in nothing: it serves committed state, counts the members of the new
+// configuration that hold it, and answers the rest of its old epoch with the
+// news of the change.
+func (r *Replica) takesPart(m proto.Message) bool {
+	switch r.status {
+	case StatusJoining:
+		switch m.(type) {
+		case *messages.NewState, *messages.CheckpointChunk, *messages.StartEpoch, *messages.EpochStarted:
+			return true
+		}
+		return false
+	case StatusLeaving:
+		switch m := m.(type) {
+		case *messages.GetState:
+			return m.CommittedOnly
+		case *messages.GetCheckpoint, *messages.StartEpoch, *messages.EpochStarted, *messages.Request:
+			return true
+		case replicaMessage:
+			r.onLeavingMessage(m.GetReplica())
+		}
+		return false
+	}
+	return true
 }
 
 // onHeartbeat resends, per status, whatever a lost message could leave
@@ -234,6 +277,7 @@ func (r *Replica) onHeartbeat() {
 		r.broadcastProbe()
 	}
 	r.resendTransfer()
+	r.sendStartEpochs()
 }
 
 // onElectionTimeout fires when a backup has not heard from its primary, or a
@@ -328,9 +372,9 @@ func (r *Replica) jitter() int {
 	return r.rng.intn(r.cfg.JitterTicks + 1)
 }
 
-// send queues m for replica to.
+// send queues m for replica to of the current configuration.
 func (r *Replica) send(to int, m proto.Message) {
-	r.out.Messages = append(r.out.Messages, Envelope{To: to, Msg: m})
+	r.out.Messages = append(r.out.Messages, Envelope{To: to, Member: r.members[to], Msg: m})
 }
 
 // broadcast queues m for every other replica.

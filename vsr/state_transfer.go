@@ -284,6 +284,12 @@ func (r *Replica) onTransferProgress() {
 		r.catchUp = catchUpState{}
 	}
 	switch {
+	case r.status == StatusJoining:
+		if r.commitNumber >= r.change.op {
+			r.finishJoining()
+		} else if r.catchUp.active {
+			r.requestCommitted()
+		}
 	case r.status == StatusRecovering:
 		r.continueRecovery()
 	case r.status == StatusViewChange && !r.syncing && r.isPrimary():

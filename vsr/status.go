@@ -13,6 +13,15 @@ const (
 	// StatusRecovering: the replica restarted without its state and answers
 	// no protocol message until recovery completes (paper section 4.3).
 	StatusRecovering
+	// StatusJoining: the replica is a member of an epoch whose state it does
+	// not hold yet (it was started to join, or it missed the commit of the
+	// reconfiguration that began the epoch): it fetches the state and takes
+	// no part until it has it (docs/reconfiguration.md).
+	StatusJoining
+	// StatusLeaving: a reconfiguration removed the replica. It takes no part
+	// in any epoch; it waits until a quorum of the new configuration holds
+	// the state, and then has left (Replica.Left).
+	StatusLeaving
 )
 
 func (s Status) String() string {
@@ -23,6 +32,10 @@ func (s Status) String() string {
 		return "view-change"
 	case StatusRecovering:
 		return "recovering"
+	case StatusJoining:
+		return "joining"
+	case StatusLeaving:
+		return "leaving"
 	}
 	return "unknown"
 }

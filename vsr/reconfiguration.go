@@ -1,0 +1,391 @@
+package vsr
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vsrgo/vsr/messages"
+)
+
+// Reconfiguration (paper section 7, with the variant docs/reconfiguration.md
+// defends): a reconfiguration request goes through the log like a write and
+// is the last op of its epoch. The replica that executes it moves to the next
+// epoch, as a member of the new configuration (it stays) or as a replica that
+// is leaving; members that were not in the old configuration join through
+// StartEpoch and a transfer of committed state. The new configuration must
+// keep a majority of itself from the old one, so the members that stay form a
+// quorum of the new epoch the moment they execute the reconfiguration, and no
+// transfer ever crosses epochs.
+
+// epochChange is what a replica keeps of the change that began its current
+// epoch, or, while it is leaving, of the change that ends its membership.
+type epochChange struct {
+	// op is the reconfiguration's op number: the last op of the epoch before.
+	op uint64
+	// previous is the configuration of the epoch before (nil in epoch 0,
+	// and for a joiner that has not heard StartEpoch yet).
+	previous []string
+	// next is, for a replica that is leaving, the configuration of the epoch
+	// its reconfiguration began.
+	next []string
+	// started[j] is set once member j of the new configuration (the current
+	// one, or next for a replica that is leaving) is known to hold the state
+	// up to op: it sent EpochStarted, or StartEpoch from that epoch.
+	started []bool
+}
+
+// Errors a reconfiguration request is refused with (in the reply's result).
+var (
+	ErrSameConfiguration = errors.New("the new configuration is the current one")
+	ErrNewMajority       = errors.New("new members must be a minority of the new configuration: replace or add members a few at a time")
+)
+
+// checkReconfiguration reports what is wrong with next as the configuration
+// to follow the current one, or nil.
+func (r *Replica) checkReconfiguration(next []string) error {
+	if err := validMembers(next); err != nil {
+		return err
+	}
+	if slices.Equal(next, r.members) {
+		return ErrSameConfiguration
+	}
+	kept := 0
+	for _, name := range next {
+		if slices.Contains(r.members, name) {
+			kept++
+		}
+	}
+	if kept < faultTolerance(len(next))+1 {
+		return fmt.Errorf("%w (%d of %d are new, at most %d may be)", ErrNewMajority,
+			len(next)-kept, len(next), faultTolerance(len(next)))
+	}
+	return nil
+}
+
+// reconfiguring reports whether the log ends in a reconfiguration of the
+// current epoch that has not committed: the epoch then takes no new op.
+func (r *Replica) reconfiguring() bool {
+	op := r.opNumber()
+	return op > r.change.op && op > r.commitNumber && r.entryAt(op).GetReconfigure() != nil
+}
+
+// refuseForEpoch answers a request that this replica will not take because
+// of its epoch: the reply names the configuration the client should use.
+func (r *Replica) refuseForEpoch(m *messages.Request, why messages.ReplyError) {
+	rep := &messages.Reply{View: r.viewNumber, ClientId: m.ClientId, RequestNumber: m.RequestNumber, Error: why}
+	r.reply(m.ReplyTo, rep)
+	rep.Epoch, rep.Members = r.epoch, r.members
+	if r.status == StatusLeaving {
+		rep.Epoch, rep.Members = r.epoch+1, r.change.next
+	}
+}
+
+// endEpoch runs when the replica executes the reconfiguration e, the last op
+// of its epoch: it moves to the next epoch, as a member if the new
+// configuration names it, or as a replica that is leaving.
+func (r *Replica) endEpoch(e *messages.Entry) {
+	if r.status == StatusNormal && r.isPrimary() {
+		// The old epoch's backups learn of the commit now, not when
+		// their inactivity timeouts make them ask: after this step the
+		// primary speaks only for the new epoch.
+		r.sendHeartbeatCommits()
+	}
+	next := e.Reconfigure.Members
+	self := r.members[r.index]
+	change := epochChange{op: e.OpNumber, previous: r.members, started: make([]bool, len(next))}
+	j := slices.Index(next, self)
+	if j < 0 {
+		change.previous, change.next = nil, next
+		r.change = change
+		r.becomeLeaving()
+		return
+	}
+	r.change = change
+	r.enterEpoch(r.epoch+1, next, j)
+	r.becomeNormal()
+	r.announceEpochStarted()
+}
+
+// enterEpoch makes the replica member index of epoch with configuration
+// members, in view 0, with no vote state of the epoch before.
+func (r *Replica) enterEpoch(epoch uint64, members []string, index int) {
+	r.epoch, r.members, r.index = epoch, members, index
+	r.n, r.f = len(members), faultTolerance(len(members))
+	r.viewNumber, r.lastNormalView = 0, 0
+	r.viewChange.reset()
+	r.probe = probeState{}
+	r.syncing = false
+	r.catchUp = catchUpState{}
+	r.fetch = fetchState{}
+	r.change.started[index] = true
+}
+
+// becomeLeaving makes the replica one that the new configuration does not
+// name: it takes no part in any epoch any more, and waits only until a quorum
+// of the new configuration holds the state (see onEpochStarted).
+func (r *Replica) becomeLeaving() {
+	r.status = StatusLeaving
+	r.primary = primaryState{}
+	r.viewChange.reset()
+	r.probe = probeState{}
+	r.syncing = false
+	r.catchUp = catchUpState{}
+	r.fetch = fetchState{}
+	r.election.stop()
+	r.clientTable.clearInProgress()
+	r.sendStartEpochs()
+}
+
+// announceEpochStarted tells every other member of the old and the new
+// configuration that this replica holds the state the epoch began with.
+func (r *Replica) announceEpochStarted() {
+	m := &messages.EpochStarted{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, Replica: uint32(r.index)}
+	for j := range r.members {
+		if j != r.index {
+			r.send(j, m)
+		}
+	}
+	for _, name := range r.change.previous {
+		if !slices.Contains(r.members, name) {
+			r.sendTo(name, m)
+		}
+	}
+}
+
+// startEpochMessage describes the change that began epoch (the current one,
+// or the next for a replica that is leaving).
+func (r *Replica) startEpochMessage() *messages.StartEpoch {
+	m := &messages.StartEpoch{ClusterId: r.cfg.ClusterID, OpNumber: r.change.op,
+		Replica: uint32(r.index), SenderEpoch: r.epoch}
+	if r.status == StatusLeaving {
+		m.Epoch, m.PreviousMembers, m.Members = r.epoch+1, r.members, r.change.next
+	} else {
+		m.Epoch, m.PreviousMembers, m.Members = r.epoch, r.change.previous, r.members
+	}
+	return m
+}
+
+// sendStartEpochs runs every heartbeat while a change is recent: a member
+// that holds the state tells the members of its configuration that have not
+// said they hold it too (joiners, and members that missed the commit); a
+// replica that is leaving asks the members of the new configuration, whose
+// answers tell it when it may stop.
+func (r *Replica) sendStartEpochs() {
+	if r.change.started == nil || r.left ||
+		(r.status != StatusNormal && r.status != StatusViewChange && r.status != StatusLeaving) {
+		return
+	}
+	m := r.startEpochMessage()
+	if r.status == StatusLeaving {
+		for j, name := range r.change.next {
+			if !r.change.started[j] {
+				r.sendTo(name, m)
+			}
+		}
+		return
+	}
+	for j := range r.members {
+		if j != r.index && !r.change.started[j] {
+			r.send(j, m)
+		}
+	}
+}
+
+// onStartEpoch handles news of an epoch change.
+func (r *Replica) onStartEpoch(m *messages.StartEpoch) {
+	switch {
+	case r.status == StatusLeaving:
+		// A member of the new epoch that holds the state asks the leaving
+		// replica nothing; its StartEpoch counts as its EpochStarted.
+		if m.Epoch == r.epoch+1 && m.SenderEpoch == m.Epoch && int(m.Replica) < len(r.change.next) {
+			r.countStarted(int(m.Replica))
+		}
+	case r.status == StatusJoining:
+		r.joinEpoch(m)
+	case m.Epoch == r.epoch+1 && m.SenderEpoch == r.epoch:
+		r.learnEndOfEpoch(m)
+	case m.Epoch == r.epoch+1 && m.SenderEpoch == m.Epoch:
+		r.skipToEpoch(m)
+	case m.Epoch == r.epoch && m.SenderEpoch == r.epoch && int(m.Replica) < r.n && int(m.Replica) != r.index &&
+		r.change.started != nil:
+		// A member of this epoch that holds the state: answer, so that it
+		// stops asking.
+		if r.status == StatusNormal || r.status == StatusViewChange {
+			r.change.started[m.Replica] = true
+			r.send(int(m.Replica), &messages.EpochStarted{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
+				Replica: uint32(r.index)})
+		}
+	}
+}
+
+// learnEndOfEpoch handles StartEpoch from a member of this replica's own
+// epoch that has executed the reconfiguration (it is leaving, or it stays
+// and sends from the new epoch's side; either way it is stamped with the
+// epoch both share). This replica fetches the committed ops up to the
+// reconfiguration from it, within the epoch they share; executing the
+// reconfiguration then moves it on as it would any replica.
+func (r *Replica) learnEndOfEpoch(m *messages.StartEpoch) {
+	if r.status == StatusRecovering || int(m.Replica) >= r.n || int(m.Replica) == r.index ||
+		!slices.Equal(m.PreviousMembers, r.members) || validMembers(m.Members) != nil || m.OpNumber < r.commitNumber {
+		r.drop(DropMalformed)
+		return
+	}
+	r.catchUpTo(int(m.Replica), m.OpNumber)
+}
+
+// skipToEpoch handles StartEpoch from a member of the next epoch: this
+// replica missed the commit of the reconfiguration that ended its epoch.
+// Its committed prefix is good in every epoch; the entries after it may
+// belong to an abandoned view, so they go. If the new configuration names
+// it, it is a member of the next epoch that does not hold the state yet, and
+// fetches the committed ops up to the reconfiguration from the sender;
+// otherwise it is leaving. Either way it never voted in the new epoch, so it
+// may join it with only the committed prefix.
+func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
+	if r.status == StatusRecovering || !slices.Equal(m.PreviousMembers, r.members) ||
+		validMembers(m.Members) != nil || int(m.Replica) >= len(m.Members) || m.OpNumber < r.commitNumber {
+		r.drop(DropMalformed)
+		return
+	}
+	r.truncateAfter(r.commitNumber)
+	self := r.members[r.index]
+	j := slices.Index(m.Members, self)
+	if j < 0 {
+		r.change = epochChange{op: m.OpNumber, next: m.Members, started: make([]bool, len(m.Members))}
+		r.becomeLeaving()
+		r.countStarted(int(m.Replica))
+		return
+	}
+	r.change = epochChange{op: m.OpNumber, previous: r.members, started: make([]bool, len(m.Members))}
+	r.enterEpoch(m.Epoch, m.Members, j)
+	r.status = StatusJoining
+	r.primary = primaryState{}
+	r.election.stop()
+	r.change.started[m.Replica] = true
+	r.catchUpTo(int(m.Replica), m.OpNumber)
+	if r.commitNumber >= r.change.op {
+		r.finishJoining()
+	}
+}
+
+// joinEpoch handles StartEpoch at a replica that was started to join a group
+// whose configuration names it (Config.Joining), or that skipped to a new
+// epoch and is fetching its state.
+func (r *Replica) joinEpoch(m *messages.StartEpoch) {
+	if m.SenderEpoch != m.Epoch || int(m.Replica) >= len(m.Members) || !slices.Equal(m.Members, r.members) ||
+		int(m.Replica) == r.index {
+		r.drop(DropMalformed)
+		return
+	}
+	if r.change.started == nil { // The first word of the epoch this replica joins.
+		r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
+		r.epoch = m.Epoch
+	}
+	if m.Epoch != r.epoch || m.OpNumber != r.change.op {
+		return
+	}
+	r.change.started[m.Replica] = true
+	r.catchUpTo(int(m.Replica), m.OpNumber)
+	if r.commitNumber >= r.change.op {
+		r.finishJoining()
+	}
+}
+
+// finishJoining runs when a joining replica's commit number reaches the op
+// that began its epoch: it holds the state, and becomes a normal backup of
+// view 0 (a later view's primary makes it sync that view's log).
+func (r *Replica) finishJoining() {
+	r.status = StatusViewChange // becomeNormal from a status that holds no role
+	r.becomeNormal()
+	r.change.started[r.index] = true
+	r.announceEpochStarted()
+}
+
+// onEpochStarted counts a member of the new configuration that holds the
+// state.
+func (r *Replica) onEpochStarted(m *messages.EpochStarted) {
+	switch {
+	case r.status == StatusLeaving && m.Epoch == r.epoch+1 && int(m.Replica) < len(r.change.next):
+		r.countStarted(int(m.Replica))
+	case m.Epoch == r.epoch && int(m.Replica) < r.n && int(m.Replica) != r.index && r.change.started != nil:
+		r.change.started[m.Replica] = true
+	}
+}
+
+// countStarted records, at a replica that is leaving, that member j of the
+// new configuration holds the state; once f+1 of them do, the new epoch
+// never needs this replica, and it has left.
+func (r *Replica) countStarted(j int) {
+	r.change.started[j] = true
+	count := 0
+	for _, s := range r.change.started {
+		if s {
+			count++
+		}
+	}
+	if count >= faultTolerance(len(r.change.next))+1 {
+		r.out.Left = true
+		r.left = true
+	}
+}
+
+// sendTo queues m for the member named name, which may belong to another
+// configuration than the current one (Envelope.To is then -1).
+func (r *Replica) sendTo(name string, m proto.Message) {
+	r.out.Messages = append(r.out.Messages, Envelope{To: slices.Index(r.members, name), Member: name, Msg: m})
+}
+
+// answerOldEpoch answers a message stamped with the epoch before this
+// replica's, from a member of that epoch's configuration, with the news of
+// the change: the sender missed it.
+func (r *Replica) answerOldEpoch(from int) {
+	if r.change.previous == nil || from >= len(r.change.previous) || r.members[r.index] == r.change.previous[from] ||
+		(r.status != StatusNormal && r.status != StatusViewChange) {
+		return
+	}
+	r.sendTo(r.change.previous[from], r.startEpochMessage())
+}
+
+// onLeavingMessage handles, at a replica that is leaving, a message of its
+// old epoch that asks it to take part: it answers with the news of the
+// change instead.
+func (r *Replica) onLeavingMessage(from uint32) {
+	if r.left || int(from) >= r.n || int(from) == r.index {
+		return
+	}
+	r.send(int(from), r.startEpochMessage())
+}
+
+// Left reports whether this replica, removed by a reconfiguration, has
+// seen a quorum of the new configuration hold the state: it is no longer
+// needed, and its caller may stop it.
+func (r *Replica) Left() bool { return r.left }
+
+// endsWithReconfiguration reports whether entries, to follow this replica's
+// log in its epoch, keep a reconfiguration last: none but the last of them is
+// one, and the log does not already end in one.
+func (r *Replica) endsWithReconfiguration(entries []*messages.Entry) bool {
+	for k, e := range entries {
+		if e.Reconfigure != nil && k != len(entries)-1 {
+			return false
+		}
+	}
+	op := r.opNumber()
+	if op > r.change.op && r.entryAt(op).GetReconfigure() != nil && entries[len(entries)-1].OpNumber > op {
+		return false
+	}
+	return true
+}
+
+// sendHeartbeatCommits sends every backup of the current view a Commit.
+func (r *Replica) sendHeartbeatCommits() {
+	for j := range r.members {
+		if j != r.index {
+			r.send(j, &messages.Commit{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
+				CommitNumber: r.commitNumber, Replica: uint32(r.index)})
+		}
+	}
+}
