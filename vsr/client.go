@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vsrgo/vsr/messages"
 )
 
@@ -22,7 +24,11 @@ import (
 // caller sees only the result of its own request. The registration's reply
 // names the session, and every later request carries that name.
 type Client struct {
-	cfg           ClientConfig
+	cfg ClientConfig
+	// epoch and members are the configuration the client knows: it learns
+	// a later one from replies (docs/reconfiguration.md).
+	epoch         uint64
+	members       []string
 	view          uint64
 	requestNumber uint64
 	pending       *messages.Request
@@ -46,6 +52,12 @@ type ClientConfig struct {
 	ClientID uint64
 	// ReplicaCount is n.
 	ReplicaCount int
+	// Members names the replicas of the configuration the client starts
+	// with, in index order, as Config.Members does; nil names them "0",
+	// "1", ... Epoch is that configuration's epoch (0 for a group that was
+	// never reconfigured). The client learns later ones from replies.
+	Members []string
+	Epoch   uint64
 	// ReplyTo is where replicas send replies.
 	ReplyTo *messages.ClientAddress
 	// RetryTicks is how long to wait for a reply before resending the
@@ -105,11 +117,14 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("%w: no reply address", ErrClientConfig)
 	case cfg.RetryTicks < 0:
 		return nil, fmt.Errorf("%w: negative retry ticks", ErrClientConfig)
+	case cfg.Members != nil && (len(cfg.Members) != cfg.ReplicaCount || validMembers(cfg.Members) != nil):
+		return nil, fmt.Errorf("%w: %w: %d names for %d replicas", ErrClientConfig, ErrMembers, len(cfg.Members), cfg.ReplicaCount)
 	}
 	if cfg.RetryTicks == 0 {
 		cfg.RetryTicks = 20
 	}
-	c := &Client{cfg: cfg, requestNumber: 0}
+	c := &Client{cfg: cfg, requestNumber: 0, epoch: cfg.Epoch,
+		members: Config{ReplicaCount: cfg.ReplicaCount, Members: cfg.Members}.members()}
 	if cfg.FirstRequestNumber > 0 {
 		c.requestNumber = cfg.FirstRequestNumber - 1
 	}
@@ -136,6 +151,32 @@ func (c *Client) Submit(op []byte, mode messages.ReadMode) (ClientOutput, error)
 	return c.send(c.newRequest(op, mode)), nil
 }
 
+// Reconfigure asks the group to change its configuration to members (names
+// in index order, as Config.Members): an operator's request, executed at
+// most once like a write, after which the client uses the new
+// configuration. The group refuses a configuration that is not valid, that
+// adds a majority of new members, or that comes while another change is
+// under way (see docs/reconfiguration.md).
+func (c *Client) Reconfigure(members []string) (ClientOutput, error) {
+	if c.pending != nil {
+		return ClientOutput{}, ErrRequestInFlight
+	}
+	if err := validMembers(members); err != nil {
+		return ClientOutput{}, fmt.Errorf("%w: %w", ErrMembers, err)
+	}
+	req := c.newRequest(nil, messages.ReadMode_READ_MODE_LOG)
+	req.Reconfigure = &messages.Reconfiguration{Members: append([]string(nil), members...)}
+	if !c.registered {
+		reg := c.newRequest(nil, messages.ReadMode_READ_MODE_LOG)
+		reg.Register = true
+		// The registration must take the lower number.
+		req.RequestNumber, reg.RequestNumber = reg.RequestNumber, req.RequestNumber
+		c.queued = req
+		return c.send(reg), nil
+	}
+	return c.send(req), nil
+}
+
 func (c *Client) newRequest(op []byte, mode messages.ReadMode) *messages.Request {
 	c.requestNumber++
 	return &messages.Request{
@@ -146,6 +187,7 @@ func (c *Client) newRequest(op []byte, mode messages.ReadMode) *messages.Request
 		ReplyTo:       c.cfg.ReplyTo,
 		ReadMode:      mode,
 		Session:       c.session,
+		Epoch:         c.epoch,
 	}
 }
 
@@ -153,7 +195,36 @@ func (c *Client) newRequest(op []byte, mode messages.ReadMode) *messages.Request
 func (c *Client) send(req *messages.Request) ClientOutput {
 	c.pending = req
 	c.waited, c.backoff = 0, 0
-	return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}
+	return ClientOutput{Messages: []Envelope{c.toPrimary()}}
+}
+
+// toPrimary addresses the pending request to the replica believed primary.
+func (c *Client) toPrimary() Envelope {
+	p := c.Primary()
+	return Envelope{To: p, Member: c.members[p], Msg: c.pending}
+}
+
+// learnEpoch takes the configuration a reply names, if it is later than the
+// client's. The view starts over: views are counted per epoch.
+func (c *Client) learnEpoch(m *messages.Reply) bool {
+	if m.Epoch <= c.epoch || validMembers(m.Members) != nil {
+		return false
+	}
+	c.epoch, c.members, c.view = m.Epoch, append([]string(nil), m.Members...), 0
+	return true
+}
+
+// restamp makes the pending request one of the client's current epoch. It
+// is a new message: the old one may still be in the hands of the transport.
+func (c *Client) restamp() {
+	req := proto.Clone(c.pending).(*messages.Request)
+	req.Epoch = c.epoch
+	c.pending = req
+	if c.queued != nil {
+		q := proto.Clone(c.queued).(*messages.Request)
+		q.Epoch = c.epoch
+		c.queued = q
+	}
 }
 
 // Step handles a reply. Replies to anything but the pending request are
@@ -162,13 +233,24 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 	if m == nil || m.ClientId != c.cfg.ClientID {
 		return ClientOutput{}
 	}
-	if !m.Stale {
+	learned := c.learnEpoch(m)
+	if !m.Stale && m.Epoch == c.epoch && !learned {
 		c.view = max(c.view, m.View)
 	}
 	if c.pending == nil || m.RequestNumber != c.pending.RequestNumber {
 		return ClientOutput{}
 	}
-	if m.Error == messages.ReplyError_REPLY_ERROR_BUSY {
+	if m.Error == messages.ReplyError_REPLY_ERROR_WRONG_EPOCH {
+		// Nothing ran: send the request again, in the configuration the
+		// reply named (or, if it named none the client can use, to every
+		// replica it knows once its timeout comes).
+		if !learned {
+			return ClientOutput{}
+		}
+		c.restamp()
+		return c.send(c.pending)
+	}
+	if m.Error == messages.ReplyError_REPLY_ERROR_BUSY || m.Error == messages.ReplyError_REPLY_ERROR_RECONFIGURING {
 		// The primary's pipeline is full: back off for half the retry
 		// time, then resend to the primary that said so. Sending to every
 		// replica, as a timeout does, would multiply the load on a primary
@@ -212,7 +294,7 @@ func (c *Client) Tick() ClientOutput {
 	if c.backoff > 0 {
 		if c.backoff--; c.backoff == 0 {
 			c.waited = 0
-			return ClientOutput{Messages: []Envelope{{To: c.Primary(), Msg: c.pending}}}
+			return ClientOutput{Messages: []Envelope{c.toPrimary()}}
 		}
 	}
 	c.waited++
@@ -220,9 +302,9 @@ func (c *Client) Tick() ClientOutput {
 		return ClientOutput{}
 	}
 	c.waited = 0
-	out := ClientOutput{Messages: make([]Envelope, 0, c.cfg.ReplicaCount)}
-	for j := 0; j < c.cfg.ReplicaCount; j++ {
-		out.Messages = append(out.Messages, Envelope{To: j, Msg: c.pending})
+	out := ClientOutput{Messages: make([]Envelope, 0, len(c.members))}
+	for j, name := range c.members {
+		out.Messages = append(out.Messages, Envelope{To: j, Member: name, Msg: c.pending})
 	}
 	return out
 }
@@ -246,8 +328,16 @@ func (c *Client) Cancel() { c.pending, c.queued = nil, nil }
 // Pending reports whether a request is in flight.
 func (c *Client) Pending() bool { return c.pending != nil }
 
-// Primary is the replica the client believes is primary.
-func (c *Client) Primary() int { return int(c.view % uint64(c.cfg.ReplicaCount)) }
+// Primary is the replica the client believes is primary: its index in
+// Members.
+func (c *Client) Primary() int { return int(c.view % uint64(len(c.members))) }
+
+// Epoch is the latest epoch the client has learned.
+func (c *Client) Epoch() uint64 { return c.epoch }
+
+// Members is the configuration of Epoch, member names in index order. The
+// slice is shared: callers must not modify it.
+func (c *Client) Members() []string { return c.members }
 
 // View is the latest view the client has learned.
 func (c *Client) View() uint64 { return c.view }
