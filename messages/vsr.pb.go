@@ -1338,8 +1338,10 @@ type Checkpoint struct {
 	Epoch           uint64   `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Members         []string `protobuf:"bytes,16,rep,name=members,proto3" json:"members,omitempty"`
 	PreviousMembers []string `protobuf:"bytes,17,rep,name=previous_members,json=previousMembers,proto3" json:"previous_members,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The reconfiguration that began the epoch: its op number (0 in epoch 0).
+	EpochOp       uint64 `protobuf:"varint,18,opt,name=epoch_op,json=epochOp,proto3" json:"epoch_op,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Checkpoint) Reset() {
@@ -1412,6 +1414,13 @@ func (x *Checkpoint) GetPreviousMembers() []string {
 		return x.PreviousMembers
 	}
 	return nil
+}
+
+func (x *Checkpoint) GetEpochOp() uint64 {
+	if x != nil {
+		return x.EpochOp
+	}
+	return 0
 }
 
 // RecoveryResponse is <RECOVERYRESPONSE v, x, l, n, k, j>. Only the primary of
@@ -2518,7 +2527,7 @@ const file_vsr_proto_rawDesc = "" +
 	"\x0erequest_number\x18\x02 \x01(\x04R\rrequestNumber\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\fR\x06result\x12\x17\n" +
 	"\alast_op\x18\x04 \x01(\x04R\x06lastOp\x12\x18\n" +
-	"\asession\x18\x05 \x01(\x04R\asession\"\xd1\x01\n" +
+	"\asession\x18\x05 \x01(\x04R\asession\"\xec\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x14\n" +
@@ -2526,7 +2535,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\fclient_table\x18\x03 \x03(\v2\x12.vsr.ClientSessionR\vclientTable\x12\x14\n" +
 	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\x12\x18\n" +
 	"\amembers\x18\x10 \x03(\tR\amembers\x12)\n" +
-	"\x10previous_members\x18\x11 \x03(\tR\x0fpreviousMembers\"\x96\x02\n" +
+	"\x10previous_members\x18\x11 \x03(\tR\x0fpreviousMembers\x12\x19\n" +
+	"\bepoch_op\x18\x12 \x01(\x04R\aepochOp\"\x96\x02\n" +
 	"\x10RecoveryResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +

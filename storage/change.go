@@ -21,7 +21,7 @@ type Change struct {
 func ChangeOf(out vsr.Output) Change {
 	c := Change{Batch: Batch{LogFrom: out.LogFrom, Entries: out.Entries}, Compact: out.Compact}
 	if hs := out.HardState; hs != nil {
-		c.Batch.HardState = &HardState{View: hs.View, LastNormalView: hs.LastNormalView,
+		c.Batch.HardState = &HardState{Epoch: hs.Epoch, View: hs.View, LastNormalView: hs.LastNormalView,
 			CommitNumber: hs.CommitNumber, Recovering: hs.Recovering}
 	}
 	if cp := out.InstalledCheckpoint; cp != nil {
@@ -75,7 +75,7 @@ func WriteChanges(s Store, changes []Change) error {
 // DurableStateOf converts what a store loaded into what vsr.Restart takes.
 func DurableStateOf(st State) vsr.DurableState {
 	d := vsr.DurableState{Entries: st.Entries, Damaged: st.Damage != nil,
-		HardState: vsr.HardState{View: st.HardState.View, LastNormalView: st.HardState.LastNormalView,
+		HardState: vsr.HardState{Epoch: st.HardState.Epoch, View: st.HardState.View, LastNormalView: st.HardState.LastNormalView,
 			CommitNumber: st.HardState.CommitNumber, Recovering: st.HardState.Recovering}}
 	if st.Checkpoint != nil {
 		d.Checkpoint = st.Checkpoint.Bytes()

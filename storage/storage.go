@@ -39,6 +39,9 @@ type Identity struct {
 // HardState is the part of a replica's state, beside its log, that must
 // survive a restart.
 type HardState struct {
+	// Epoch is the epoch View belongs to; zero until the group is first
+	// reconfigured.
+	Epoch          uint64
 	View           uint64
 	LastNormalView uint64
 	CommitNumber   uint64

@@ -30,7 +30,9 @@ import (
 //	kindBase:       flags (bit 0: reset), hard state, latest recorded
 //	                checkpoint op, last op of the log, entry count, entries
 //
-// A hard state is View, LastNormalView, CommitNumber and a Recovering byte.
+// A hard state is View, LastNormalView, CommitNumber and a flags byte (bit
+// 0: recovering; bit 1: Epoch follows, as a uvarint, which is left out while
+// it is zero, so that stores written before epochs existed read the same).
 //
 // Every segment starts with a base frame, which restates what earlier
 // segments established (hard state, end of the log, latest checkpoint), so
@@ -94,11 +96,25 @@ func appendHardState(buf []byte, hs HardState) []byte {
 	buf = binary.AppendUvarint(buf, hs.View)
 	buf = binary.AppendUvarint(buf, hs.LastNormalView)
 	buf = binary.AppendUvarint(buf, hs.CommitNumber)
+	var flags byte
 	if hs.Recovering {
-		return append(buf, 1)
+		flags |= hardStateRecovering
 	}
-	return append(buf, 0)
+	if hs.Epoch != 0 {
+		flags |= hardStateEpoch
+	}
+	buf = append(buf, flags)
+	if hs.Epoch != 0 {
+		buf = binary.AppendUvarint(buf, hs.Epoch)
+	}
+	return buf
 }
+
+// The flags of an encoded hard state.
+const (
+	hardStateRecovering = 1
+	hardStateEpoch      = 2
+)
 
 // appendEntries encodes each entry straight into buf, with no buffer of
 // its own.
@@ -201,7 +217,14 @@ func (d *decoder) byte() byte {
 
 func (d *decoder) hardState() *HardState {
 	hs := &HardState{View: d.uvarint(), LastNormalView: d.uvarint(), CommitNumber: d.uvarint()}
-	hs.Recovering = d.byte() == 1
+	flags := d.byte()
+	if flags&^(hardStateRecovering|hardStateEpoch) != 0 && d.err == nil {
+		d.err = fmt.Errorf("storage: unknown hard state flags %#x", flags)
+	}
+	hs.Recovering = flags&hardStateRecovering != 0
+	if flags&hardStateEpoch != 0 {
+		hs.Epoch = d.uvarint()
+	}
 	return hs
 }
 

@@ -59,6 +59,10 @@ type CheckpointJob struct {
 	OpNumber    uint64
 	clientTable []*messages.ClientSession
 	encodeState func() ([]byte, error)
+	// The configuration at OpNumber: a replica that restarts from the
+	// checkpoint knows its epoch from it.
+	epoch, epochOp    uint64
+	members, previous []string
 }
 
 // CheckpointResult is what a CheckpointJob produced.
@@ -94,7 +98,8 @@ func (j *CheckpointJob) Run() (res CheckpointResult) {
 		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
 	}
 	head, err := proto.MarshalOptions{Deterministic: true}.Marshal(&messages.Checkpoint{
-		OpNumber: j.OpNumber, ClientTable: j.clientTable})
+		OpNumber: j.OpNumber, ClientTable: j.clientTable, Epoch: j.epoch, EpochOp: j.epochOp,
+		Members: j.members, PreviousMembers: j.previous})
 	if err != nil {
 		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
 	}
@@ -122,7 +127,8 @@ func (r *Replica) maybeCheckpoint(op uint64) {
 	if r.checkpoint != nil && r.checkpoint.opNumber >= op {
 		return
 	}
-	job := &CheckpointJob{OpNumber: op, clientTable: r.clientTable.rows(), encodeState: r.captureState()}
+	job := &CheckpointJob{OpNumber: op, clientTable: r.clientTable.rows(), encodeState: r.captureState(),
+		epoch: r.epoch, epochOp: r.change.op, members: r.members, previous: r.change.previous}
 	if r.buggy(BugCheckpointUncommitted) {
 		job.OpNumber = r.opNumber() // names ops the state does not hold
 	}

@@ -26,7 +26,7 @@ func uStamp(m proto.Message, e uint64) proto.Message {
 
 // uAtEpoch puts r in epoch e, as if e reconfigurations had committed before
 // the history a test starts from.
-func uAtEpoch(r *Replica, e uint64) { r.epoch = e }
+func uAtEpoch(r *Replica, e uint64) { r.epoch, r.hardState.Epoch = e, e }
 
 func TestEpoch_MessagesFromAnotherEpochAreDroppedUnread(t *testing.T) {
 	log := uLog(1, 2, 1)
@@ -74,7 +74,7 @@ func TestEpoch_MessagesFromTheSameEpochAreAdmitted(t *testing.T) {
 func TestEpoch_EveryMessageAndReplyIsStamped(t *testing.T) {
 	nw := newNetwork(t, 3)
 	for _, r := range nw.replicas {
-		uAtEpoch(r, 4)
+		r.epoch = 4 // written to the test's disk with the next output
 	}
 	nw.clientEpoch = 4
 	seen := map[string]bool{}

@@ -28,6 +28,8 @@ type ClientReply struct {
 // without running recovery (see Restart). VR Revisited does not need it: a
 // replica without a disk recovers from its peers (paper section 4.3).
 type HardState struct {
+	// Epoch is the epoch View belongs to (docs/reconfiguration.md).
+	Epoch          uint64
 	View           uint64
 	LastNormalView uint64
 	CommitNumber   uint64

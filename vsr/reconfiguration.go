@@ -205,6 +205,8 @@ func (r *Replica) onStartEpoch(m *messages.StartEpoch) {
 		}
 	case r.status == StatusJoining:
 		r.joinEpoch(m)
+	case r.status == StatusRecovering:
+		r.recoverInEpoch(m)
 	case m.Epoch == r.epoch+1 && m.SenderEpoch == r.epoch:
 		r.learnEndOfEpoch(m)
 	case m.Epoch == r.epoch+1 && m.SenderEpoch == m.Epoch:
@@ -388,4 +390,28 @@ func (r *Replica) sendHeartbeatCommits() {
 				CommitNumber: r.commitNumber, Replica: uint32(r.index)})
 		}
 	}
+}
+
+// recoverInEpoch handles StartEpoch at a replica that is recovering in an
+// epoch that has ended: it runs recovery again in the next epoch, where it
+// may have voted before it lost its state, if that epoch's configuration
+// names it; otherwise it was removed, and is leaving.
+func (r *Replica) recoverInEpoch(m *messages.StartEpoch) {
+	if m.Epoch != r.epoch+1 || m.SenderEpoch != m.Epoch || !slices.Equal(m.PreviousMembers, r.members) ||
+		validMembers(m.Members) != nil || int(m.Replica) >= len(m.Members) {
+		return
+	}
+	self := r.members[r.index]
+	j := slices.Index(m.Members, self)
+	r.truncateAfter(r.commitNumber)
+	if j < 0 {
+		r.change = epochChange{op: m.OpNumber, next: m.Members, started: make([]bool, len(m.Members))}
+		r.recovery = recoveryState{}
+		r.becomeLeaving()
+		r.countStarted(int(m.Replica))
+		return
+	}
+	r.change = epochChange{op: m.OpNumber, previous: r.members, started: make([]bool, len(m.Members))}
+	r.enterEpoch(m.Epoch, m.Members, j)
+	r.startRecovery()
 }

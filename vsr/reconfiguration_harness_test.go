@@ -33,11 +33,17 @@ type group struct {
 	sessions map[uint64]uint64
 	epoch    uint64
 	members  []string
+	// opts change the configuration of every node started.
+	opts []func(*Config)
 }
 
 type gnode struct {
 	r     *Replica
 	store *kv.Store
+	disk  *testDisk
+	// cfg is the configuration the node was started with, as an operator
+	// would start it again.
+	cfg Config
 }
 
 type gpacket struct {
@@ -51,7 +57,13 @@ const gClient = 1
 // in view 0 of epoch 0.
 func newGroup(t *testing.T, members ...string) *group {
 	t.Helper()
-	g := &group{t: t, nodes: map[string]*gnode{}, committed: map[uint64]*messages.Entry{},
+	return newGroupWith(t, nil, members...)
+}
+
+// newGroupWith is newGroup with opts applied to every node's configuration.
+func newGroupWith(t *testing.T, opts []func(*Config), members ...string) *group {
+	t.Helper()
+	g := &group{t: t, opts: opts, nodes: map[string]*gnode{}, committed: map[uint64]*messages.Entry{},
 		down: map[string]bool{}, cut: map[string]map[string]bool{}, seed: 1, sessions: map[uint64]uint64{},
 		members: members}
 	for i, name := range members {
@@ -64,11 +76,29 @@ func (g *group) start(name string, members []string, index int, joining bool) {
 	g.t.Helper()
 	g.seed++
 	store := kv.NewStore()
-	r, err := New(Config{ClusterID: testCluster, ReplicaCount: len(members), ReplicaIndex: index,
-		Members: members, StateMachine: store, Seed: g.seed, Joining: joining, JitterTicks: -1})
+	cfg := Config{ClusterID: testCluster, ReplicaCount: len(members), ReplicaIndex: index,
+		Members: members, StateMachine: store, Seed: g.seed, Joining: joining, JitterTicks: -1}
+	for _, o := range g.opts {
+		o(&cfg)
+	}
+	r, err := New(cfg)
 	require.NoError(g.t, err)
-	g.nodes[name] = &gnode{r: r, store: store}
+	g.nodes[name] = &gnode{r: r, store: store, disk: &testDisk{}, cfg: cfg}
 	g.order = append(g.order, name)
+}
+
+// restart restarts name from what it made durable, with the configuration
+// it was first started with.
+func (g *group) restart(name string) {
+	g.t.Helper()
+	n := g.nodes[name]
+	g.seed++
+	cfg := n.cfg
+	cfg.Seed, cfg.StateMachine = g.seed, kv.NewStore()
+	r, out, err := Restart(cfg, n.disk.state())
+	require.NoError(g.t, err)
+	n.r, n.store = r, cfg.StateMachine.(*kv.Store)
+	g.take(name, out)
 }
 
 // join starts name, a node with no state, to join the group as a member of
@@ -85,6 +115,7 @@ func (g *group) r(name string) *Replica { return g.nodes[name].r }
 // replica's invariants must hold.
 func (g *group) take(from string, out Output) {
 	g.t.Helper()
+	g.nodes[from].disk.apply(g.t, out)
 	for _, env := range out.Messages {
 		require.NotEmpty(g.t, env.Member, "%s sent a %T to no one", from, env.Msg)
 		require.NotEqual(g.t, from, env.Member, "%s sent a message to itself", from)
@@ -111,7 +142,9 @@ func (g *group) take(from string, out Output) {
 		require.NoError(g.t, g.r(name).CheckInvariants(), "replica %s", name)
 	}
 	if job := out.Checkpoint; job != nil {
-		g.take(from, g.r(from).CheckpointDone(job.Run()))
+		res := job.Run()
+		g.nodes[from].disk.saveCheckpoint(res)
+		g.take(from, g.r(from).CheckpointDone(res))
 	}
 }
 

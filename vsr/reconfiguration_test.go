@@ -1,6 +1,7 @@
 package vsr
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/vsrgo/vsr/messages"
+	"github.com/vsrgo/vsr/statemachine/kv"
 )
 
 // Reconfiguration (paper section 7; docs/reconfiguration.md).
@@ -255,4 +257,73 @@ func TestReconfiguration_RemovedMemberNeverVotes(t *testing.T) {
 	g.requireEpoch(1, "a", "b", "d")
 	assert.Equal(t, view, g.r("a").View(), "no view change")
 	assert.Equal(t, StatusLeaving, g.r("c").Status())
+}
+
+// A replica restarted from its disk after a reconfiguration comes back in
+// its epoch, with its index there, whether its checkpoint is older or newer
+// than the change, and even if its durable commit number lags the change.
+func TestReconfiguration_RestartFromDiskKeepsTheEpoch(t *testing.T) {
+	for _, interval := range []int{3, 1000} { // a checkpoint after the change, or none
+		t.Run(fmt.Sprintf("checkpoint-interval=%d", interval), func(t *testing.T) {
+			g := newGroupWith(t, []func(*Config){func(c *Config) { c.CheckpointInterval, c.TrailingOps = interval, -1 }},
+				"a", "b", "c")
+			g.join("e", "a", "b", "c", "e", "d")
+			g.join("d", "a", "b", "c", "e", "d")
+			g.register()
+			g.put(2, "k", "v1")
+			require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.reconfigure(3, "a", "b", "c", "e", "d").Error)
+			g.put(4, "k", "v2")
+			g.put(5, "k", "v3")
+			g.run(3 * DefaultHeartbeatTicks)
+			for _, name := range []string{"c", "d", "b"} {
+				if interval == 3 {
+					require.NotZero(t, g.r(name).CheckpointOpNumber(), "%s took a checkpoint", name)
+				}
+				g.restart(name)
+				require.Equal(t, uint64(1), g.r(name).Epoch(), name)
+			}
+			g.run(5 * DefaultInactivityTicks)
+			require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.put(6, "k", "v4").Error)
+			g.run(3 * DefaultHeartbeatTicks)
+			g.requireEpoch(1, "a", "b", "c", "e", "d")
+			assert.Equal(t, "v4", g.value("d", "k"))
+		})
+	}
+}
+
+// A removed replica restarted from its disk is still removed.
+func TestReconfiguration_RestartedRemovedMemberStaysOut(t *testing.T) {
+	g := newGroup(t, "a", "b", "c")
+	g.join("d", "a", "b", "d")
+	g.register()
+	require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.reconfigure(2, "a", "b", "d").Error)
+	g.run(3 * DefaultHeartbeatTicks)
+	g.restart("c")
+	g.run(3 * DefaultInactivityTicks)
+	assert.Equal(t, StatusLeaving, g.r("c").Status())
+	g.requireEpoch(1, "a", "b", "d")
+}
+
+// A replica that lost its state recovers in the epoch its peers are in,
+// even when it restarts with the configuration of an earlier one.
+func TestReconfiguration_RecoveryLearnsTheEpoch(t *testing.T) {
+	g := newGroup(t, "a", "b", "c")
+	g.join("d", "a", "b", "c", "d", "e")
+	g.join("e", "a", "b", "c", "d", "e")
+	g.register()
+	g.put(2, "k", "v1")
+	require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.reconfigure(3, "a", "b", "c", "d", "e").Error)
+	g.put(4, "k", "v2")
+	g.run(3 * DefaultHeartbeatTicks)
+
+	n := g.nodes["c"]
+	cfg := n.cfg
+	g.seed++
+	cfg.Seed, cfg.StateMachine, cfg.Recovering = g.seed, kv.NewStore(), true
+	r, err := New(cfg)
+	require.NoError(t, err)
+	n.r, n.store, n.disk = r, cfg.StateMachine.(*kv.Store), &testDisk{}
+	g.run(5 * DefaultInactivityTicks)
+	g.requireEpoch(1, "a", "b", "c", "d", "e")
+	assert.Equal(t, "v2", g.value("c", "k"))
 }

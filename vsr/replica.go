@@ -313,7 +313,7 @@ func (r *Replica) flush() {
 }
 
 func (r *Replica) takeOutput() Output {
-	hs := HardState{View: r.viewNumber, LastNormalView: r.lastNormalView, CommitNumber: r.commitNumber,
+	hs := HardState{Epoch: r.epoch, View: r.viewNumber, LastNormalView: r.lastNormalView, CommitNumber: r.commitNumber,
 		Recovering: r.status == StatusRecovering}
 	if hs != r.hardState && (r.logChangedFrom != 0 || !sameVote(hs, r.hardState)) {
 		r.hardState = hs
@@ -336,7 +336,8 @@ func (r *Replica) takeOutput() Output {
 // anew), so a reply need not wait for a sync of its own. The commit number
 // rides along with the next write of the log or the view.
 func sameVote(a, b HardState) bool {
-	return a.View == b.View && a.LastNormalView == b.LastNormalView && a.Recovering == b.Recovering
+	return a.Epoch == b.Epoch && a.View == b.View && a.LastNormalView == b.LastNormalView &&
+		a.Recovering == b.Recovering
 }
 
 // becomeNormal enters normal status in the current view with the current log.

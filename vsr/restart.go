@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -74,7 +75,21 @@ func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
 		return nil, Output{}, err
 	}
 	r.hardState = d.HardState
-	if r.trusts(d) {
+	reached := r.reachEpoch(d.HardState.Epoch)
+	switch {
+	case r.status == StatusLeaving:
+		// It executed the reconfiguration that removed it: it goes on
+		// waiting to be released.
+		r.sendStartEpochs()
+		return r, r.takeOutput(), nil
+	case !reached && cfg.Joining:
+		// It was fetching the state of the epoch it joins: it keeps the
+		// committed ops it has and waits for StartEpoch again.
+		r.truncateAfter(r.commitNumber)
+		r.status, r.epoch, r.change = StatusJoining, d.HardState.Epoch, epochChange{}
+		return r, r.takeOutput(), nil
+	}
+	if reached && r.trusts(d) {
 		r.rejoin(d.HardState)
 		return r, r.takeOutput(), nil
 	}
@@ -110,6 +125,9 @@ func (r *Replica) restore(d DurableState) error {
 			return fmt.Errorf("%w: the state machine refused the checkpoint: %w", ErrDurableState, err)
 		}
 		r.clientTable.restore(cp.ClientTable)
+		if err := r.restoreEpoch(&cp); err != nil {
+			return err
+		}
 		digest := sha256.Sum256(d.Checkpoint)
 		r.checkpoint = &checkpoint{opNumber: cp.OpNumber, head: d.Checkpoint, digest: digest[:]}
 		r.logBase, r.commitNumber = cp.OpNumber, cp.OpNumber
@@ -138,4 +156,49 @@ func (r *Replica) rejoin(hs HardState) {
 	r.status = StatusViewChange
 	r.viewChange.started = true
 	r.election.start(r.cfg.ViewChangeTicks + r.jitter())
+}
+
+// restoreEpoch takes the configuration a checkpoint was taken in. The
+// replica is the member the configuration it was started with names at its
+// index; the checkpoint must name it too.
+func (r *Replica) restoreEpoch(cp *messages.Checkpoint) error {
+	if cp.Members == nil { // A checkpoint of a group that was never reconfigured.
+		return nil
+	}
+	self := r.members[r.index]
+	j := slices.Index(cp.Members, self)
+	if validMembers(cp.Members) != nil || j < 0 || cp.EpochOp > cp.OpNumber ||
+		(cp.PreviousMembers != nil && validMembers(cp.PreviousMembers) != nil) {
+		return fmt.Errorf("%w: the checkpoint's configuration %v does not name this replica (%s)", ErrDurableState,
+			cp.Members, self)
+	}
+	r.epoch, r.members, r.index = cp.Epoch, cp.Members, j
+	r.n, r.f = len(cp.Members), faultTolerance(len(cp.Members))
+	r.change = epochChange{op: cp.EpochOp, previous: cp.PreviousMembers, started: make([]bool, len(cp.Members))}
+	r.change.started[j] = true
+	return nil
+}
+
+// reachEpoch brings a restored replica to the epoch its hard state names.
+// Replaying the log executed the reconfigurations up to the durable commit
+// number, but that number is written lazily (see sameVote), so it may lie
+// before a reconfiguration the replica had executed: the hard state's later
+// epoch says that the reconfiguration committed, and with it every op before
+// it. It reports whether the replica got there.
+func (r *Replica) reachEpoch(epoch uint64) bool {
+	for r.epoch < epoch && r.status != StatusLeaving {
+		next := uint64(0)
+		for op := max(r.commitNumber, r.change.op) + 1; op <= r.opNumber(); op++ {
+			if r.entryAt(op).GetReconfigure() != nil {
+				next = op
+				break
+			}
+		}
+		if next == 0 {
+			return false
+		}
+		r.commitUpTo(next)
+	}
+	r.out = Output{}
+	return r.epoch == epoch || r.status == StatusLeaving
 }
