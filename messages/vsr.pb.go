@@ -1438,6 +1438,9 @@ type RecoveryResponse struct {
 	CommitNumber uint64                 `protobuf:"varint,6,opt,name=commit_number,json=commitNumber,proto3" json:"commit_number,omitempty"`
 	Replica      uint32                 `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
 	FromPrimary  bool                   `protobuf:"varint,8,opt,name=from_primary,json=fromPrimary,proto3" json:"from_primary,omitempty"`
+	// The op number of the reconfiguration that began the sender's epoch: a
+	// recovering replica must not execute it again as if it ended the epoch.
+	EpochOp uint64 `protobuf:"varint,16,opt,name=epoch_op,json=epochOp,proto3" json:"epoch_op,omitempty"`
 	// The sender's epoch (docs/reconfiguration.md); replica is its index in
 	// that epoch's configuration.
 	Epoch         uint64 `protobuf:"varint,15,opt,name=epoch,proto3" json:"epoch,omitempty"`
@@ -1529,6 +1532,13 @@ func (x *RecoveryResponse) GetFromPrimary() bool {
 		return x.FromPrimary
 	}
 	return false
+}
+
+func (x *RecoveryResponse) GetEpochOp() uint64 {
+	if x != nil {
+		return x.EpochOp
+	}
+	return 0
 }
 
 func (x *RecoveryResponse) GetEpoch() uint64 {
@@ -2536,7 +2546,7 @@ const file_vsr_proto_rawDesc = "" +
 	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\x12\x18\n" +
 	"\amembers\x18\x10 \x03(\tR\amembers\x12)\n" +
 	"\x10previous_members\x18\x11 \x03(\tR\x0fpreviousMembers\x12\x19\n" +
-	"\bepoch_op\x18\x12 \x01(\x04R\aepochOp\"\x96\x02\n" +
+	"\bepoch_op\x18\x12 \x01(\x04R\aepochOp\"\xb1\x02\n" +
 	"\x10RecoveryResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2547,7 +2557,8 @@ const file_vsr_proto_rawDesc = "" +
 	"\top_number\x18\x05 \x01(\x04R\bopNumber\x12#\n" +
 	"\rcommit_number\x18\x06 \x01(\x04R\fcommitNumber\x12\x18\n" +
 	"\areplica\x18\a \x01(\rR\areplica\x12!\n" +
-	"\ffrom_primary\x18\b \x01(\bR\vfromPrimary\x12\x14\n" +
+	"\ffrom_primary\x18\b \x01(\bR\vfromPrimary\x12\x19\n" +
+	"\bepoch_op\x18\x10 \x01(\x04R\aepochOp\x12\x14\n" +
 	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xb1\x01\n" +
 	"\bGetState\x12\x1d\n" +
 	"\n" +

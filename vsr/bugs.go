@@ -43,6 +43,15 @@ const (
 	BugNoPreVote
 	// BugNoViewWindow lets one message move a replica to any view in range.
 	BugNoViewWindow
+	// BugOldMemberVotes lets a member that a reconfiguration removed take
+	// part in the new epoch, in the place of a new member.
+	BugOldMemberVotes
+	// BugJoinBeforeUpToDate lets a new member take part in its epoch before
+	// it holds the state the epoch began with.
+	BugJoinBeforeUpToDate
+	// BugReconfigureTwice lets a retried reconfiguration into the log again
+	// and execute it again.
+	BugReconfigureTwice
 	// The three bugs below act outside the core, in what drives it: the
 	// simulator's model of the actor layer's persister, and the storage
 	// engine's load. The core ignores them.
@@ -76,6 +85,9 @@ var AllBugs = []struct {
 	{BugNoCheckQuorum, "no-check-quorum"},
 	{BugNoPreVote, "no-prevote"},
 	{BugNoViewWindow, "no-view-window"},
+	{BugOldMemberVotes, "old-member-votes"},
+	{BugJoinBeforeUpToDate, "join-before-up-to-date"},
+	{BugReconfigureTwice, "reconfigure-twice"},
 	{BugAckBeforeDurable, "ack-before-durable"},
 	{BugVoteBeforeDurable, "vote-before-durable"},
 	{BugUseCorruptRecord, "use-corrupt-record"},

@@ -198,6 +198,9 @@ func (r *Replica) installCheckpoint(cp *messages.Checkpoint, encoded, digest []b
 		return false
 	}
 	r.clientTable.restore(cp.ClientTable)
+	if cp.Epoch == r.epoch && cp.EpochOp > r.change.op {
+		r.change.op = cp.EpochOp // as for a recovery answer (onRecoveryResponse)
+	}
 	var keep []*messages.Entry
 	if r.opNumber() > cp.OpNumber {
 		keep = r.entriesFrom(max(cp.OpNumber, r.logBase)+1, r.opNumber())

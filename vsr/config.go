@@ -69,6 +69,12 @@ type Config struct {
 	// simulator. Nil names them "0", "1", ... A reconfiguration names the
 	// members of the next epoch the same way (docs/reconfiguration.md).
 	Members []string
+	// Epoch is the epoch whose configuration Members is, for a replica
+	// that restarts without its state (Recovering) after the group was
+	// reconfigured: it recovers in that epoch. A new group starts in epoch
+	// 0, which is the only epoch a replica that is not recovering may be
+	// given.
+	Epoch uint64
 	// StateMachine is the replicated service. It must be new and empty when
 	// Recovering is set.
 	StateMachine statemachine.StateMachine
@@ -222,6 +228,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max sessions must be positive, got %d", ErrHistoryBounds, c.MaxSessions)
 	case c.Recovering && c.ReplicaCount == 1:
 		return ErrCannotRecover
+	case c.Epoch != 0 && !c.Recovering:
+		return fmt.Errorf("%w: only a recovering replica starts in an epoch after 0", ErrMembers)
 	case c.Joining && c.Recovering:
 		return fmt.Errorf("%w: a replica cannot both join and recover", ErrCannotRecover)
 	}

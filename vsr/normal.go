@@ -66,7 +66,7 @@ func (r *Replica) onRequest(m *messages.Request) {
 // view change carries, stays within PipelineMax ops and half a message.
 func (r *Replica) appendRequest(m *messages.Request) {
 	s := r.clientTable.executed(m.ClientId)
-	if r.buggy(BugIgnoreClientTable) {
+	if r.buggy(BugIgnoreClientTable) || (m.Reconfigure != nil && r.buggy(BugReconfigureTwice)) {
 		r.clientTable.clearInProgress()
 	} else if s != nil && (m.Register || m.Session == s.session) && m.RequestNumber <= s.requestNumber {
 		// A retry, or an older request, in the client's session. A
@@ -326,7 +326,7 @@ func (r *Replica) commitUpTo(k uint64) {
 		e := r.entryAt(r.commitNumber + 1)
 		r.commitNumber++
 		r.uncommittedBytes -= r.sizeAt(e.OpNumber)
-		result, replyErr, fresh := r.execute(e)
+		result, replyErr, fresh, ran := r.execute(e)
 		r.clientTable.expire(e.OpNumber)
 		r.out.Committed = append(r.out.Committed, e)
 		answers := fresh && r.status == StatusNormal && r.isPrimary()
@@ -334,7 +334,7 @@ func (r *Replica) commitUpTo(k uint64) {
 		// The reconfiguration that ends this replica's epoch; one that
 		// began it is executed again only by a replica fetching the state
 		// its epoch began with.
-		ends := e.Reconfigure != nil && e.OpNumber > r.change.op
+		ends := e.Reconfigure != nil && e.OpNumber > r.change.op && (ran || r.buggy(BugReconfigureTwice))
 		if ends {
 			r.endEpoch(e)
 		}
@@ -379,24 +379,26 @@ func (r *Replica) commitUpTo(k uint64) {
 // session (it expired while the entry waited in the pipeline), or of a
 // session since replaced, is not executed: its reply says so. A late copy
 // of a registration can open a session after the client's expired, but not
-// the one the client's old requests name, so none of them runs again.
-func (r *Replica) execute(e *messages.Entry) (result []byte, replyErr messages.ReplyError, fresh bool) {
+// the one the client's old requests name, so none of them runs again. ran
+// says whether the entry took effect now: a reconfiguration ends its epoch
+// only then.
+func (r *Replica) execute(e *messages.Entry) (result []byte, replyErr messages.ReplyError, fresh, ran bool) {
 	s := r.clientTable.executed(e.ClientId)
 	inSession := s != nil && (e.Register || e.Session == s.session)
 	if inSession && e.RequestNumber <= s.requestNumber && !r.buggy(BugIgnoreClientTable) {
-		return s.result, messages.ReplyError_REPLY_ERROR_NONE, e.RequestNumber == s.requestNumber
+		return s.result, messages.ReplyError_REPLY_ERROR_NONE, e.RequestNumber == s.requestNumber, false
 	}
 	switch {
 	case e.Register:
 		r.clientTable.open(e.ClientId, e.RequestNumber, e.OpNumber)
-		return nil, messages.ReplyError_REPLY_ERROR_NONE, true
+		return nil, messages.ReplyError_REPLY_ERROR_NONE, true, true
 	case !inSession && !r.buggy(BugIgnoreClientTable):
 		r.clientTable.forget(e.ClientId, e.RequestNumber)
-		return nil, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, true
+		return nil, messages.ReplyError_REPLY_ERROR_SESSION_EXPIRED, true, false
 	}
 	if e.Reconfigure == nil { // A reconfiguration changes the group, not the service.
 		result = r.sm.Apply(e.Operation)
 	}
 	r.clientTable.record(e.ClientId, e.RequestNumber, e.OpNumber, result)
-	return result, messages.ReplyError_REPLY_ERROR_NONE, true
+	return result, messages.ReplyError_REPLY_ERROR_NONE, true, true
 }

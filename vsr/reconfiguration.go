@@ -49,7 +49,7 @@ func (r *Replica) checkReconfiguration(next []string) error {
 	if err := validMembers(next); err != nil {
 		return err
 	}
-	if slices.Equal(next, r.members) {
+	if slices.Equal(next, r.members) && !r.buggy(BugReconfigureTwice) {
 		return ErrSameConfiguration
 	}
 	kept := 0
@@ -97,6 +97,15 @@ func (r *Replica) endEpoch(e *messages.Entry) {
 	self := r.members[r.index]
 	change := epochChange{op: e.OpNumber, previous: r.members, started: make([]bool, len(next))}
 	j := slices.Index(next, self)
+	if j < 0 && r.buggy(BugOldMemberVotes) {
+		// It takes the place of the first member that is new.
+		for k, name := range next {
+			if !slices.Contains(r.members, name) {
+				j = k
+				break
+			}
+		}
+	}
 	if j < 0 {
 		change.previous, change.next = nil, next
 		r.change = change
@@ -291,7 +300,7 @@ func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 	}
 	r.change.started[m.Replica] = true
 	r.catchUpTo(int(m.Replica), m.OpNumber)
-	if r.commitNumber >= r.change.op {
+	if r.commitNumber >= r.change.op || r.buggy(BugJoinBeforeUpToDate) {
 		r.finishJoining()
 	}
 }

@@ -44,7 +44,7 @@ func (r *Replica) onRecovery(m *messages.Recovery) {
 		return
 	}
 	resp := &messages.RecoveryResponse{ClusterId: r.cfg.ClusterID, Epoch: r.epoch, View: r.viewNumber,
-		Nonce: m.Nonce, Replica: uint32(r.index)}
+		Nonce: m.Nonce, Replica: uint32(r.index), EpochOp: r.change.op}
 	if r.isPrimary() {
 		resp.FromPrimary = true
 		resp.Entries = r.uncommittedSuffix()
@@ -81,6 +81,11 @@ func (r *Replica) onRecoveryResponse(m *messages.RecoveryResponse) {
 		return // Wait for the primary of the latest view.
 	}
 	r.recovery.chosen = p
+	if p.EpochOp > r.change.op {
+		// The epoch began after what this replica knew of it: the ops up
+		// to its reconfiguration belong to the epochs before.
+		r.change.op = p.EpochOp
+	}
 	r.election.start(r.cfg.ViewChangeTicks + r.jitter())
 	r.continueRecovery()
 }

@@ -125,6 +125,7 @@ func newReplica(cfg Config) (*Replica, error) {
 		f:           faultTolerance(cfg.ReplicaCount),
 		index:       cfg.ReplicaIndex,
 		members:     cfg.members(),
+		epoch:       cfg.Epoch,
 		sm:          cfg.StateMachine,
 		rng:         newRNG(cfg.Seed),
 		clientTable: newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),
