@@ -21,3 +21,7 @@ var newReplica = func(cfg vsr.Config, bugs vsr.Bug) (*vsr.Replica, error) {
 
 // newReplicaHasBugs is true in builds tagged vsrbugs.
 var newReplicaHasBugs = false
+
+// injectBugs turns bugs on in a replica made by vsr.Restart; builds tagged
+// vsrbugs replace it.
+var injectBugs = func(*vsr.Replica, vsr.Bug) {}

@@ -9,6 +9,7 @@ import (
 
 func init() {
 	newReplica = vsr.NewWithBugs
+	injectBugs = func(r *vsr.Replica, b vsr.Bug) { r.InjectBugs(b) }
 	newReplicaHasBugs = true
 	storeOptions = func(bugs vsr.Bug) storage.Options {
 		if bugs&vsr.BugUseCorruptRecord != 0 {

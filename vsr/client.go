@@ -237,14 +237,17 @@ func (c *Client) Step(m *messages.Reply) ClientOutput {
 	if !m.Stale && m.Epoch == c.epoch && !learned {
 		c.view = max(c.view, m.View)
 	}
+	if learned && c.pending != nil {
+		c.restamp() // Its next copy goes out in the new configuration.
+	}
 	if c.pending == nil || m.RequestNumber != c.pending.RequestNumber {
 		return ClientOutput{}
 	}
 	if m.Error == messages.ReplyError_REPLY_ERROR_WRONG_EPOCH {
 		// Nothing ran: send the request again, in the configuration the
-		// reply named (or, if it named none the client can use, to every
-		// replica it knows once its timeout comes).
-		if !learned {
+		// client now knows (the reply's, or a later one learned before);
+		// a refusal from a replica behind the client is waited out.
+		if c.pending.Epoch == c.epoch && !learned {
 			return ClientOutput{}
 		}
 		c.restamp()

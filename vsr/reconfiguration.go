@@ -94,7 +94,7 @@ func (r *Replica) endEpoch(e *messages.Entry) {
 		r.sendHeartbeatCommits()
 	}
 	next := e.Reconfigure.Members
-	self := r.members[r.index]
+	self := r.self
 	change := epochChange{op: e.OpNumber, previous: r.members, started: make([]bool, len(next))}
 	j := slices.Index(next, self)
 	if j < 0 && r.buggy(BugOldMemberVotes) {
@@ -106,6 +106,13 @@ func (r *Replica) endEpoch(e *messages.Entry) {
 			}
 		}
 	}
+	if j < 0 && r.outsider {
+		// Restoring from a checkpoint older than its membership: this
+		// epoch does not name it either; the next may.
+		r.change = change
+		r.epoch, r.members, r.n, r.f = r.epoch+1, next, len(next), faultTolerance(len(next))
+		return
+	}
 	if j < 0 {
 		change.previous, change.next = nil, next
 		r.change = change
@@ -113,6 +120,7 @@ func (r *Replica) endEpoch(e *messages.Entry) {
 		return
 	}
 	r.change = change
+	r.outsider = false
 	r.enterEpoch(r.epoch+1, next, j)
 	r.becomeNormal()
 	r.announceEpochStarted()
@@ -129,7 +137,7 @@ func (r *Replica) enterEpoch(epoch uint64, members []string, index int) {
 	r.syncing = false
 	r.catchUp = catchUpState{}
 	r.fetch = fetchState{}
-	r.change.started[index] = true
+	r.markStarted(index)
 }
 
 // becomeLeaving makes the replica one that the new configuration does not
@@ -190,14 +198,14 @@ func (r *Replica) sendStartEpochs() {
 	m := r.startEpochMessage()
 	if r.status == StatusLeaving {
 		for j, name := range r.change.next {
-			if !r.change.started[j] {
+			if j >= len(r.change.started) || !r.change.started[j] {
 				r.sendTo(name, m)
 			}
 		}
 		return
 	}
 	for j := range r.members {
-		if j != r.index && !r.change.started[j] {
+		if j != r.index && (j >= len(r.change.started) || !r.change.started[j]) {
 			r.send(j, m)
 		}
 	}
@@ -218,14 +226,23 @@ func (r *Replica) onStartEpoch(m *messages.StartEpoch) {
 		r.recoverInEpoch(m)
 	case m.Epoch == r.epoch+1 && m.SenderEpoch == r.epoch:
 		r.learnEndOfEpoch(m)
-	case m.Epoch == r.epoch+1 && m.SenderEpoch == m.Epoch:
+	case m.Epoch > r.epoch && m.SenderEpoch == m.Epoch:
 		r.skipToEpoch(m)
+	case m.Epoch == r.epoch && m.SenderEpoch+1 == m.Epoch:
+		// A replica that is leaving asks whether this member holds the
+		// state: it does, if it takes part in the epoch.
+		if (r.status == StatusNormal || r.status == StatusViewChange) && int(m.Replica) < len(m.PreviousMembers) &&
+			(r.change.previous == nil || slices.Equal(m.PreviousMembers, r.change.previous)) &&
+			!slices.Contains(r.members, m.PreviousMembers[m.Replica]) {
+			r.sendTo(m.PreviousMembers[m.Replica], &messages.EpochStarted{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
+				Replica: uint32(r.index)})
+		}
 	case m.Epoch == r.epoch && m.SenderEpoch == r.epoch && int(m.Replica) < r.n && int(m.Replica) != r.index &&
 		r.change.started != nil:
 		// A member of this epoch that holds the state: answer, so that it
 		// stops asking.
 		if r.status == StatusNormal || r.status == StatusViewChange {
-			r.change.started[m.Replica] = true
+			r.markStarted(int(m.Replica))
 			r.send(int(m.Replica), &messages.EpochStarted{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 				Replica: uint32(r.index)})
 		}
@@ -247,22 +264,23 @@ func (r *Replica) learnEndOfEpoch(m *messages.StartEpoch) {
 	r.catchUpTo(int(m.Replica), m.OpNumber)
 }
 
-// skipToEpoch handles StartEpoch from a member of the next epoch: this
-// replica missed the commit of the reconfiguration that ended its epoch.
-// Its committed prefix is good in every epoch; the entries after it may
-// belong to an abandoned view, so they go. If the new configuration names
-// it, it is a member of the next epoch that does not hold the state yet, and
-// fetches the committed ops up to the reconfiguration from the sender;
-// otherwise it is leaving. Either way it never voted in the new epoch, so it
-// may join it with only the committed prefix.
+// skipToEpoch handles StartEpoch from a member of a later epoch: this
+// replica missed the commit of the reconfiguration that ended its epoch (and
+// perhaps of later ones, while it was down or cut off). Its committed prefix
+// is good in every epoch; the entries after it may belong to an abandoned
+// view, so they go. If the new configuration names it, it is a member of
+// that epoch that does not hold the state yet, and fetches the committed ops
+// up to the reconfiguration from the sender; otherwise it is leaving. Either
+// way it never voted in the new epoch (a replica's epoch only grows, and it
+// is durable), so it may join it with only the committed prefix.
 func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
-	if r.status == StatusRecovering || !slices.Equal(m.PreviousMembers, r.members) ||
+	if r.status == StatusRecovering || (m.Epoch == r.epoch+1 && !slices.Equal(m.PreviousMembers, r.members)) ||
 		validMembers(m.Members) != nil || int(m.Replica) >= len(m.Members) || m.OpNumber < r.commitNumber {
 		r.drop(DropMalformed)
 		return
 	}
 	r.truncateAfter(r.commitNumber)
-	self := r.members[r.index]
+	self := r.self
 	j := slices.Index(m.Members, self)
 	if j < 0 {
 		r.change = epochChange{op: m.OpNumber, next: m.Members, started: make([]bool, len(m.Members))}
@@ -270,12 +288,10 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 		r.countStarted(int(m.Replica))
 		return
 	}
-	r.change = epochChange{op: m.OpNumber, previous: r.members, started: make([]bool, len(m.Members))}
+	r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
 	r.enterEpoch(m.Epoch, m.Members, j)
-	r.status = StatusJoining
-	r.primary = primaryState{}
-	r.election.stop()
-	r.change.started[m.Replica] = true
+	r.becomeJoining()
+	r.markStarted(int(m.Replica))
 	r.catchUpTo(int(m.Replica), m.OpNumber)
 	if r.commitNumber >= r.change.op {
 		r.finishJoining()
@@ -285,20 +301,30 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 // joinEpoch handles StartEpoch at a replica that was started to join a group
 // whose configuration names it (Config.Joining), or that skipped to a new
 // epoch and is fetching its state.
+//
+// The configuration it was given is where it starts looking, not a promise:
+// by the time it hears, the group may have moved on to a later epoch that
+// still names it, and it joins that one. It never held a vote in any of
+// them, so it may join the latest with whatever committed prefix it has.
 func (r *Replica) joinEpoch(m *messages.StartEpoch) {
-	if m.SenderEpoch != m.Epoch || int(m.Replica) >= len(m.Members) || !slices.Equal(m.Members, r.members) ||
-		int(m.Replica) == r.index {
+	j := slices.Index(m.Members, r.self)
+	if m.SenderEpoch != m.Epoch || int(m.Replica) >= len(m.Members) || validMembers(m.Members) != nil || j < 0 ||
+		int(m.Replica) == j || m.OpNumber < r.commitNumber {
 		r.drop(DropMalformed)
 		return
 	}
-	if r.change.started == nil { // The first word of the epoch this replica joins.
+	if r.change.started == nil || m.Epoch > r.epoch { // the first word of the epoch it joins, or of a later one
 		r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
-		r.epoch = m.Epoch
+		r.epoch, r.members, r.index = m.Epoch, m.Members, j
+		r.n, r.f = len(m.Members), faultTolerance(len(m.Members))
+		r.catchUp = catchUpState{}
+		r.fetch = fetchState{}
+		r.truncateAfter(r.commitNumber)
 	}
 	if m.Epoch != r.epoch || m.OpNumber != r.change.op {
 		return
 	}
-	r.change.started[m.Replica] = true
+	r.markStarted(int(m.Replica))
 	r.catchUpTo(int(m.Replica), m.OpNumber)
 	if r.commitNumber >= r.change.op || r.buggy(BugJoinBeforeUpToDate) {
 		r.finishJoining()
@@ -311,7 +337,7 @@ func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 func (r *Replica) finishJoining() {
 	r.status = StatusViewChange // becomeNormal from a status that holds no role
 	r.becomeNormal()
-	r.change.started[r.index] = true
+	r.markStarted(r.index)
 	r.announceEpochStarted()
 }
 
@@ -321,8 +347,8 @@ func (r *Replica) onEpochStarted(m *messages.EpochStarted) {
 	switch {
 	case r.status == StatusLeaving && m.Epoch == r.epoch+1 && int(m.Replica) < len(r.change.next):
 		r.countStarted(int(m.Replica))
-	case m.Epoch == r.epoch && int(m.Replica) < r.n && int(m.Replica) != r.index && r.change.started != nil:
-		r.change.started[m.Replica] = true
+	case r.status != StatusLeaving && m.Epoch == r.epoch && int(m.Replica) < r.n && int(m.Replica) != r.index:
+		r.markStarted(int(m.Replica))
 	}
 }
 
@@ -330,7 +356,7 @@ func (r *Replica) onEpochStarted(m *messages.EpochStarted) {
 // new configuration holds the state; once f+1 of them do, the new epoch
 // never needs this replica, and it has left.
 func (r *Replica) countStarted(j int) {
-	r.change.started[j] = true
+	r.markStarted(j)
 	count := 0
 	for _, s := range r.change.started {
 		if s {
@@ -353,7 +379,7 @@ func (r *Replica) sendTo(name string, m proto.Message) {
 // replica's, from a member of that epoch's configuration, with the news of
 // the change: the sender missed it.
 func (r *Replica) answerOldEpoch(from int) {
-	if r.change.previous == nil || from >= len(r.change.previous) || r.members[r.index] == r.change.previous[from] ||
+	if r.change.previous == nil || from >= len(r.change.previous) || r.self == r.change.previous[from] ||
 		(r.status != StatusNormal && r.status != StatusViewChange) {
 		return
 	}
@@ -410,7 +436,7 @@ func (r *Replica) recoverInEpoch(m *messages.StartEpoch) {
 		validMembers(m.Members) != nil || int(m.Replica) >= len(m.Members) {
 		return
 	}
-	self := r.members[r.index]
+	self := r.self
 	j := slices.Index(m.Members, self)
 	r.truncateAfter(r.commitNumber)
 	if j < 0 {
@@ -420,7 +446,29 @@ func (r *Replica) recoverInEpoch(m *messages.StartEpoch) {
 		r.countStarted(int(m.Replica))
 		return
 	}
-	r.change = epochChange{op: m.OpNumber, previous: r.members, started: make([]bool, len(m.Members))}
+	r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
+	r.epochOpUnknown = false
 	r.enterEpoch(m.Epoch, m.Members, j)
 	r.startRecovery()
+}
+
+// markStarted records that member j of the configuration the change began
+// holds the state. The bookkeeping is sized to that configuration; a word
+// about any other is ignored.
+func (r *Replica) markStarted(j int) {
+	if j >= 0 && j < len(r.change.started) {
+		r.change.started[j] = true
+	}
+}
+
+// becomeJoining makes the replica a member that fetches the state its epoch
+// began with, holding no role until it has it.
+func (r *Replica) becomeJoining() {
+	r.status = StatusJoining
+	r.primary = primaryState{}
+	r.viewChange.reset()
+	r.probe = probeState{}
+	r.syncing = false
+	r.election.stop()
+	r.clientTable.clearInProgress()
 }

@@ -81,10 +81,10 @@ func (r *Replica) onRecoveryResponse(m *messages.RecoveryResponse) {
 		return // Wait for the primary of the latest view.
 	}
 	r.recovery.chosen = p
-	if p.EpochOp > r.change.op {
+	if p.EpochOp > r.change.op || r.epochOpUnknown {
 		// The epoch began after what this replica knew of it: the ops up
 		// to its reconfiguration belong to the epochs before.
-		r.change.op = p.EpochOp
+		r.change.op, r.epochOpUnknown = p.EpochOp, false
 	}
 	r.election.start(r.cfg.ViewChangeTicks + r.jitter())
 	r.continueRecovery()

@@ -24,11 +24,21 @@ type Replica struct {
 	// docs/reconfiguration.md).
 	epoch   uint64
 	members []string
+	// self is this replica's own name, the same in every configuration.
+	self string
 	// change is the reconfiguration that began the current epoch (or, at a
 	// replica that is leaving, the one that ends its membership).
 	change epochChange
 	// left is set once a replica that is leaving is no longer needed.
 	left bool
+	// outsider is set, only while a replica restores from its disk, when
+	// its state is from an epoch before the one it joined.
+	outsider bool
+	// epochOpUnknown is set while the replica does not know which op began
+	// its epoch (it recovers in an epoch after 0, Config.Epoch): it takes no
+	// committed state until it does, or it could execute that op's
+	// reconfiguration again as if it ended the epoch.
+	epochOpUnknown bool
 
 	// The paper's replica state.
 	viewNumber     uint64
@@ -125,7 +135,9 @@ func newReplica(cfg Config) (*Replica, error) {
 		f:           faultTolerance(cfg.ReplicaCount),
 		index:       cfg.ReplicaIndex,
 		members:     cfg.members(),
-		epoch:       cfg.Epoch,
+		self:        cfg.members()[cfg.ReplicaIndex],
+		epoch:          cfg.Epoch,
+		epochOpUnknown: cfg.Epoch > 0,
 		sm:          cfg.StateMachine,
 		rng:         newRNG(cfg.Seed),
 		clientTable: newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),

@@ -71,11 +71,15 @@ func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
 	if err != nil {
 		return nil, Output{}, err
 	}
+	// A replica started to join knows no configuration before the one it
+	// joined: it replays the epochs its log and checkpoint hold as an
+	// outsider until the reconfiguration that names it.
+	r.outsider = cfg.Joining
 	if err := r.restore(d); err != nil {
 		return nil, Output{}, err
 	}
 	r.hardState = d.HardState
-	reached := r.reachEpoch(d.HardState.Epoch)
+	reached := r.reachEpoch(d.HardState.Epoch) && !r.outsider
 	switch {
 	case r.status == StatusLeaving:
 		// It executed the reconfiguration that removed it: it goes on
@@ -84,10 +88,17 @@ func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
 		return r, r.takeOutput(), nil
 	case !reached && cfg.Joining:
 		// It was fetching the state of the epoch it joins: it keeps the
-		// committed ops it has and waits for StartEpoch again.
+		// committed ops it has and waits for StartEpoch again, as the
+		// member its configuration names.
 		r.truncateAfter(r.commitNumber)
-		r.status, r.epoch, r.change = StatusJoining, d.HardState.Epoch, epochChange{}
+		r.epoch, r.change, r.outsider = d.HardState.Epoch, epochChange{}, false
+		r.members, r.index = cfg.members(), cfg.ReplicaIndex
+		r.n, r.f = len(r.members), faultTolerance(len(r.members))
+		r.becomeJoining()
 		return r, r.takeOutput(), nil
+	case r.outsider:
+		return nil, Output{}, fmt.Errorf("%w: its checkpoint's configuration does not name it, and it was not started to join",
+			ErrDurableState)
 	}
 	if reached && r.trusts(d) {
 		r.rejoin(d.HardState)
@@ -165,17 +176,30 @@ func (r *Replica) restoreEpoch(cp *messages.Checkpoint) error {
 	if cp.Members == nil { // A checkpoint of a group that was never reconfigured.
 		return nil
 	}
-	self := r.members[r.index]
+	self := r.self
 	j := slices.Index(cp.Members, self)
-	if validMembers(cp.Members) != nil || j < 0 || cp.EpochOp > cp.OpNumber ||
+	r.outsider = j < 0
+	if j < 0 && validMembers(cp.Members) == nil {
+		// A joiner's checkpoint from before its epoch: replaying the log
+		// to the reconfiguration that names it makes it a member (or the
+		// replica goes on joining, see Restart). Until then it is member 0
+		// of a configuration it is not in, which nothing sees: it is
+		// restoring, and sends nothing.
+		j = 0
+	}
+	// EpochOp may lie past the checkpoint: a joiner stamps the checkpoints
+	// it takes while fetching the state its epoch began with with that
+	// epoch, and replaying the log then executes the reconfiguration at
+	// EpochOp without ending the epoch again.
+	if validMembers(cp.Members) != nil || j < 0 ||
 		(cp.PreviousMembers != nil && validMembers(cp.PreviousMembers) != nil) {
-		return fmt.Errorf("%w: the checkpoint's configuration %v does not name this replica (%s)", ErrDurableState,
-			cp.Members, self)
+		return fmt.Errorf("%w: the checkpoint at op %d (epoch %d, begun at op %d) has configuration %v (previous %v), which does not name this replica (%s)",
+			ErrDurableState, cp.OpNumber, cp.Epoch, cp.EpochOp, cp.Members, cp.PreviousMembers, self)
 	}
 	r.epoch, r.members, r.index = cp.Epoch, cp.Members, j
 	r.n, r.f = len(cp.Members), faultTolerance(len(cp.Members))
 	r.change = epochChange{op: cp.EpochOp, previous: cp.PreviousMembers, started: make([]bool, len(cp.Members))}
-	r.change.started[j] = true
+	r.change.started[j] = !r.outsider
 	return nil
 }
 

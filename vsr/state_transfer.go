@@ -183,6 +183,12 @@ func (r *Replica) onNewState(m *messages.NewState) {
 // onCommittedState applies committed entries, or starts fetching the
 // checkpoint they lie in.
 func (r *Replica) onCommittedState(m *messages.NewState) {
+	if r.epochOpUnknown || (r.status == StatusJoining && r.change.started == nil) {
+		// A late answer to an earlier life's request: this replica cannot
+		// tell yet which reconfiguration began its epoch (see
+		// epochOpUnknown), or which epoch it joins.
+		return
+	}
 	if m.CheckpointOpNumber > r.commitNumber {
 		r.startFetch(int(m.Replica))
 		return
