@@ -1339,7 +1339,9 @@ type Checkpoint struct {
 	Members         []string `protobuf:"bytes,16,rep,name=members,proto3" json:"members,omitempty"`
 	PreviousMembers []string `protobuf:"bytes,17,rep,name=previous_members,json=previousMembers,proto3" json:"previous_members,omitempty"`
 	// The reconfiguration that began the epoch: its op number (0 in epoch 0).
-	EpochOp       uint64 `protobuf:"varint,18,opt,name=epoch_op,json=epochOp,proto3" json:"epoch_op,omitempty"`
+	EpochOp uint64 `protobuf:"varint,18,opt,name=epoch_op,json=epochOp,proto3" json:"epoch_op,omitempty"`
+	// The configurations of the epochs before, the latest few, oldest first.
+	Recent        []*PastConfiguration `protobuf:"bytes,19,rep,name=recent,proto3" json:"recent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1423,6 +1425,66 @@ func (x *Checkpoint) GetEpochOp() uint64 {
 	return 0
 }
 
+func (x *Checkpoint) GetRecent() []*PastConfiguration {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
+// PastConfiguration is the configuration of a past epoch.
+type PastConfiguration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Members       []string               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PastConfiguration) Reset() {
+	*x = PastConfiguration{}
+	mi := &file_vsr_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PastConfiguration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PastConfiguration) ProtoMessage() {}
+
+func (x *PastConfiguration) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PastConfiguration.ProtoReflect.Descriptor instead.
+func (*PastConfiguration) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PastConfiguration) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PastConfiguration) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // RecoveryResponse is <RECOVERYRESPONSE v, x, l, n, k, j>. Only the primary of
 // v fills in entries, op_number and commit_number; its entries are its
 // uncommitted suffix (after commit_number), and the recovering replica fetches
@@ -1450,7 +1512,7 @@ type RecoveryResponse struct {
 
 func (x *RecoveryResponse) Reset() {
 	*x = RecoveryResponse{}
-	mi := &file_vsr_proto_msgTypes[14]
+	mi := &file_vsr_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1524,7 @@ func (x *RecoveryResponse) String() string {
 func (*RecoveryResponse) ProtoMessage() {}
 
 func (x *RecoveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[14]
+	mi := &file_vsr_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1537,7 @@ func (x *RecoveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryResponse.ProtoReflect.Descriptor instead.
 func (*RecoveryResponse) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{14}
+	return file_vsr_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RecoveryResponse) GetClusterId() uint64 {
@@ -1568,7 +1630,7 @@ type GetState struct {
 
 func (x *GetState) Reset() {
 	*x = GetState{}
-	mi := &file_vsr_proto_msgTypes[15]
+	mi := &file_vsr_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1642,7 @@ func (x *GetState) String() string {
 func (*GetState) ProtoMessage() {}
 
 func (x *GetState) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[15]
+	mi := &file_vsr_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1655,7 @@ func (x *GetState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetState.ProtoReflect.Descriptor instead.
 func (*GetState) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{15}
+	return file_vsr_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetState) GetClusterId() uint64 {
@@ -1663,7 +1725,7 @@ type NewState struct {
 
 func (x *NewState) Reset() {
 	*x = NewState{}
-	mi := &file_vsr_proto_msgTypes[16]
+	mi := &file_vsr_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1737,7 @@ func (x *NewState) String() string {
 func (*NewState) ProtoMessage() {}
 
 func (x *NewState) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[16]
+	mi := &file_vsr_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1750,7 @@ func (x *NewState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewState.ProtoReflect.Descriptor instead.
 func (*NewState) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{16}
+	return file_vsr_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NewState) GetClusterId() uint64 {
@@ -1772,7 +1834,7 @@ type GetCheckpoint struct {
 
 func (x *GetCheckpoint) Reset() {
 	*x = GetCheckpoint{}
-	mi := &file_vsr_proto_msgTypes[17]
+	mi := &file_vsr_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1846,7 @@ func (x *GetCheckpoint) String() string {
 func (*GetCheckpoint) ProtoMessage() {}
 
 func (x *GetCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[17]
+	mi := &file_vsr_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1859,7 @@ func (x *GetCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpoint.ProtoReflect.Descriptor instead.
 func (*GetCheckpoint) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{17}
+	return file_vsr_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCheckpoint) GetClusterId() uint64 {
@@ -1866,7 +1928,7 @@ type CheckpointChunk struct {
 
 func (x *CheckpointChunk) Reset() {
 	*x = CheckpointChunk{}
-	mi := &file_vsr_proto_msgTypes[18]
+	mi := &file_vsr_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1940,7 @@ func (x *CheckpointChunk) String() string {
 func (*CheckpointChunk) ProtoMessage() {}
 
 func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[18]
+	mi := &file_vsr_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +1953,7 @@ func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointChunk.ProtoReflect.Descriptor instead.
 func (*CheckpointChunk) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{18}
+	return file_vsr_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CheckpointChunk) GetClusterId() uint64 {
@@ -1981,7 +2043,7 @@ type ConfirmView struct {
 
 func (x *ConfirmView) Reset() {
 	*x = ConfirmView{}
-	mi := &file_vsr_proto_msgTypes[19]
+	mi := &file_vsr_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2055,7 @@ func (x *ConfirmView) String() string {
 func (*ConfirmView) ProtoMessage() {}
 
 func (x *ConfirmView) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[19]
+	mi := &file_vsr_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2068,7 @@ func (x *ConfirmView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmView.ProtoReflect.Descriptor instead.
 func (*ConfirmView) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{19}
+	return file_vsr_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConfirmView) GetClusterId() uint64 {
@@ -2060,7 +2122,7 @@ type ConfirmViewOK struct {
 
 func (x *ConfirmViewOK) Reset() {
 	*x = ConfirmViewOK{}
-	mi := &file_vsr_proto_msgTypes[20]
+	mi := &file_vsr_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2134,7 @@ func (x *ConfirmViewOK) String() string {
 func (*ConfirmViewOK) ProtoMessage() {}
 
 func (x *ConfirmViewOK) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[20]
+	mi := &file_vsr_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2147,7 @@ func (x *ConfirmViewOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmViewOK.ProtoReflect.Descriptor instead.
 func (*ConfirmViewOK) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{20}
+	return file_vsr_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ConfirmViewOK) GetClusterId() uint64 {
@@ -2143,7 +2205,7 @@ type ViewChangeProbe struct {
 
 func (x *ViewChangeProbe) Reset() {
 	*x = ViewChangeProbe{}
-	mi := &file_vsr_proto_msgTypes[21]
+	mi := &file_vsr_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2217,7 @@ func (x *ViewChangeProbe) String() string {
 func (*ViewChangeProbe) ProtoMessage() {}
 
 func (x *ViewChangeProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[21]
+	mi := &file_vsr_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2230,7 @@ func (x *ViewChangeProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewChangeProbe.ProtoReflect.Descriptor instead.
 func (*ViewChangeProbe) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{21}
+	return file_vsr_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ViewChangeProbe) GetClusterId() uint64 {
@@ -2215,7 +2277,7 @@ type ViewChangeProbeOK struct {
 
 func (x *ViewChangeProbeOK) Reset() {
 	*x = ViewChangeProbeOK{}
-	mi := &file_vsr_proto_msgTypes[22]
+	mi := &file_vsr_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2289,7 @@ func (x *ViewChangeProbeOK) String() string {
 func (*ViewChangeProbeOK) ProtoMessage() {}
 
 func (x *ViewChangeProbeOK) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[22]
+	mi := &file_vsr_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2302,7 @@ func (x *ViewChangeProbeOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewChangeProbeOK.ProtoReflect.Descriptor instead.
 func (*ViewChangeProbeOK) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{22}
+	return file_vsr_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ViewChangeProbeOK) GetClusterId() uint64 {
@@ -2293,7 +2355,7 @@ type StartEpoch struct {
 
 func (x *StartEpoch) Reset() {
 	*x = StartEpoch{}
-	mi := &file_vsr_proto_msgTypes[23]
+	mi := &file_vsr_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2367,7 @@ func (x *StartEpoch) String() string {
 func (*StartEpoch) ProtoMessage() {}
 
 func (x *StartEpoch) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[23]
+	mi := &file_vsr_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2380,7 @@ func (x *StartEpoch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEpoch.ProtoReflect.Descriptor instead.
 func (*StartEpoch) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{23}
+	return file_vsr_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StartEpoch) GetClusterId() uint64 {
@@ -2384,7 +2446,7 @@ type EpochStarted struct {
 
 func (x *EpochStarted) Reset() {
 	*x = EpochStarted{}
-	mi := &file_vsr_proto_msgTypes[24]
+	mi := &file_vsr_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2458,7 @@ func (x *EpochStarted) String() string {
 func (*EpochStarted) ProtoMessage() {}
 
 func (x *EpochStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_vsr_proto_msgTypes[24]
+	mi := &file_vsr_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2471,7 @@ func (x *EpochStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStarted.ProtoReflect.Descriptor instead.
 func (*EpochStarted) Descriptor() ([]byte, []int) {
-	return file_vsr_proto_rawDescGZIP(), []int{24}
+	return file_vsr_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EpochStarted) GetClusterId() uint64 {
@@ -2537,7 +2599,7 @@ const file_vsr_proto_rawDesc = "" +
 	"\x0erequest_number\x18\x02 \x01(\x04R\rrequestNumber\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\fR\x06result\x12\x17\n" +
 	"\alast_op\x18\x04 \x01(\x04R\x06lastOp\x12\x18\n" +
-	"\asession\x18\x05 \x01(\x04R\asession\"\xec\x01\n" +
+	"\asession\x18\x05 \x01(\x04R\asession\"\x9c\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x1b\n" +
 	"\top_number\x18\x01 \x01(\x04R\bopNumber\x12\x14\n" +
@@ -2546,7 +2608,11 @@ const file_vsr_proto_rawDesc = "" +
 	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\x12\x18\n" +
 	"\amembers\x18\x10 \x03(\tR\amembers\x12)\n" +
 	"\x10previous_members\x18\x11 \x03(\tR\x0fpreviousMembers\x12\x19\n" +
-	"\bepoch_op\x18\x12 \x01(\x04R\aepochOp\"\xb1\x02\n" +
+	"\bepoch_op\x18\x12 \x01(\x04R\aepochOp\x12.\n" +
+	"\x06recent\x18\x13 \x03(\v2\x16.vsr.PastConfigurationR\x06recent\"C\n" +
+	"\x11PastConfiguration\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\"\xb1\x02\n" +
 	"\x10RecoveryResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
@@ -2669,7 +2735,7 @@ func file_vsr_proto_rawDescGZIP() []byte {
 }
 
 var file_vsr_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_vsr_proto_goTypes = []any{
 	(ReadMode)(0),             // 0: vsr.ReadMode
 	(ReplyError)(0),           // 1: vsr.ReplyError
@@ -2687,17 +2753,18 @@ var file_vsr_proto_goTypes = []any{
 	(*Recovery)(nil),          // 13: vsr.Recovery
 	(*ClientSession)(nil),     // 14: vsr.ClientSession
 	(*Checkpoint)(nil),        // 15: vsr.Checkpoint
-	(*RecoveryResponse)(nil),  // 16: vsr.RecoveryResponse
-	(*GetState)(nil),          // 17: vsr.GetState
-	(*NewState)(nil),          // 18: vsr.NewState
-	(*GetCheckpoint)(nil),     // 19: vsr.GetCheckpoint
-	(*CheckpointChunk)(nil),   // 20: vsr.CheckpointChunk
-	(*ConfirmView)(nil),       // 21: vsr.ConfirmView
-	(*ConfirmViewOK)(nil),     // 22: vsr.ConfirmViewOK
-	(*ViewChangeProbe)(nil),   // 23: vsr.ViewChangeProbe
-	(*ViewChangeProbeOK)(nil), // 24: vsr.ViewChangeProbeOK
-	(*StartEpoch)(nil),        // 25: vsr.StartEpoch
-	(*EpochStarted)(nil),      // 26: vsr.EpochStarted
+	(*PastConfiguration)(nil), // 16: vsr.PastConfiguration
+	(*RecoveryResponse)(nil),  // 17: vsr.RecoveryResponse
+	(*GetState)(nil),          // 18: vsr.GetState
+	(*NewState)(nil),          // 19: vsr.NewState
+	(*GetCheckpoint)(nil),     // 20: vsr.GetCheckpoint
+	(*CheckpointChunk)(nil),   // 21: vsr.CheckpointChunk
+	(*ConfirmView)(nil),       // 22: vsr.ConfirmView
+	(*ConfirmViewOK)(nil),     // 23: vsr.ConfirmViewOK
+	(*ViewChangeProbe)(nil),   // 24: vsr.ViewChangeProbe
+	(*ViewChangeProbeOK)(nil), // 25: vsr.ViewChangeProbeOK
+	(*StartEpoch)(nil),        // 26: vsr.StartEpoch
+	(*EpochStarted)(nil),      // 27: vsr.EpochStarted
 }
 var file_vsr_proto_depIdxs = []int32{
 	2,  // 0: vsr.Request.reply_to:type_name -> vsr.ClientAddress
@@ -2710,13 +2777,14 @@ var file_vsr_proto_depIdxs = []int32{
 	6,  // 7: vsr.DoViewChange.entries:type_name -> vsr.Entry
 	6,  // 8: vsr.StartView.entries:type_name -> vsr.Entry
 	14, // 9: vsr.Checkpoint.client_table:type_name -> vsr.ClientSession
-	6,  // 10: vsr.RecoveryResponse.entries:type_name -> vsr.Entry
-	6,  // 11: vsr.NewState.entries:type_name -> vsr.Entry
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 10: vsr.Checkpoint.recent:type_name -> vsr.PastConfiguration
+	6,  // 11: vsr.RecoveryResponse.entries:type_name -> vsr.Entry
+	6,  // 12: vsr.NewState.entries:type_name -> vsr.Entry
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_vsr_proto_init() }
@@ -2730,7 +2798,7 @@ func file_vsr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vsr_proto_rawDesc), len(file_vsr_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -292,6 +292,7 @@ func (w *world) deliver(p rpacket) {
 	if p.to >= int(clientBase) {
 		k := p.to - int(clientBase)
 		rep := p.msg.(*messages.Reply)
+		w.trace.add(event{tick: w.now, what: "deliver", from: node(p.from), to: node(p.to), msg: p.msg})
 		if k == adminClient {
 			w.admin.onReply(rep)
 		} else if k < len(w.clients) {

@@ -204,7 +204,18 @@ func (op *operator) onReply(m *messages.Reply) {
 	if out.Done == nil {
 		return
 	}
-	if out.Done.Err != nil {
+	switch {
+	case errors.Is(out.Done.Err, vsr.ErrSessionExpired):
+		// A replica that did not know the operator's session refused it
+		// (a primary restarted from an old disk, say); the change may or
+		// may not have run. Asking again is safe: the request names the
+		// epoch it changes, so a second copy cannot change a later one.
+		op.w.stats.Faults["reconfigure-retried"]++
+		op.resubmit()
+		return
+	case out.Done.Err != nil && slices.Equal(op.core.Members(), op.target):
+		// The first copy ran; the second found the change made.
+	case out.Done.Err != nil:
 		op.w.fail("operator: the reconfiguration to %v was refused: %v (%s)", op.target, out.Done.Err, out.Done.Value)
 		return
 	}
@@ -228,4 +239,14 @@ func (op *operator) unavailable(members []string) int {
 		}
 	}
 	return count
+}
+
+// resubmit asks for the operator's target configuration again.
+func (op *operator) resubmit() {
+	out, err := op.core.Reconfigure(op.target)
+	if err != nil {
+		op.w.fail("operator: %v", err)
+		return
+	}
+	op.send(out)
 }

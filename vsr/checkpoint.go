@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -63,6 +64,7 @@ type CheckpointJob struct {
 	// checkpoint knows its epoch from it.
 	epoch, epochOp    uint64
 	members, previous []string
+	recent            []pastConfig
 }
 
 // CheckpointResult is what a CheckpointJob produced.
@@ -99,7 +101,7 @@ func (j *CheckpointJob) Run() (res CheckpointResult) {
 	}
 	head, err := proto.MarshalOptions{Deterministic: true}.Marshal(&messages.Checkpoint{
 		OpNumber: j.OpNumber, ClientTable: j.clientTable, Epoch: j.epoch, EpochOp: j.epochOp,
-		Members: j.members, PreviousMembers: j.previous})
+		Members: j.members, PreviousMembers: j.previous, Recent: pastConfigsMessage(j.recent)})
 	if err != nil {
 		return CheckpointResult{OpNumber: j.OpNumber, Err: err}
 	}
@@ -128,7 +130,8 @@ func (r *Replica) maybeCheckpoint(op uint64) {
 		return
 	}
 	job := &CheckpointJob{OpNumber: op, clientTable: r.clientTable.rows(), encodeState: r.captureState(),
-		epoch: r.epoch, epochOp: r.change.op, members: r.members, previous: r.change.previous}
+		epoch: r.epoch, epochOp: r.change.op, members: r.members, previous: r.change.previous,
+		recent: slices.Clone(r.recent)}
 	if r.buggy(BugCheckpointUncommitted) {
 		job.OpNumber = r.opNumber() // names ops the state does not hold
 	}
@@ -235,4 +238,13 @@ func validCheckpoint(cp *messages.Checkpoint, op uint64) bool {
 		seen[row.ClientId] = true
 	}
 	return true
+}
+
+// pastConfigsMessage is the wire form of a replica's past configurations.
+func pastConfigsMessage(cs []pastConfig) []*messages.PastConfiguration {
+	out := make([]*messages.PastConfiguration, len(cs))
+	for k, c := range cs {
+		out[k] = &messages.PastConfiguration{Epoch: c.epoch, Members: c.members}
+	}
+	return out
 }

@@ -119,19 +119,17 @@ func (r *Replica) admit(m proto.Message) bool {
 	case *messages.StartEpoch:
 		// It crosses epochs by design; its sender's index is in the
 		// configuration of sender_epoch, and onStartEpoch checks it there.
-		return m.Epoch <= maxNumber && m.SenderEpoch <= m.Epoch && m.Epoch-m.SenderEpoch <= 1
+		return m.Epoch <= maxNumber && m.SenderEpoch <= m.Epoch
 	case *messages.EpochStarted:
-		// A replica that is leaving hears it from the epoch after its own.
-		return m.Epoch == r.epoch || (r.status == StatusLeaving && m.Epoch == r.epoch+1)
+		// A replica that is leaving hears it from the epoch that removed it.
+		return m.Epoch == r.epoch || (r.status == StatusLeaving && m.Epoch == r.change.nextEpoch)
 	}
 	// A sender's index means something only in its own epoch's
 	// configuration, so a message from another epoch cannot be attributed.
 	if e := rm.GetEpoch(); e != r.epoch {
 		if e < r.epoch {
 			r.drop(DropOldEpoch)
-			if e == r.epoch-1 {
-				r.answerOldEpoch(int(rm.GetReplica()))
-			}
+			r.answerOldEpoch(e, int(rm.GetReplica()))
 		} else {
 			r.drop(DropNewEpoch)
 		}

@@ -352,7 +352,7 @@ func (r *Replica) commitUpTo(k uint64) {
 				reply.Members = e.Reconfigure.Members
 				reply.Epoch = r.epoch
 				if r.status == StatusLeaving {
-					reply.Epoch = r.epoch + 1
+					reply.Epoch = r.change.nextEpoch
 				}
 			}
 		}

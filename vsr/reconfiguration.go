@@ -28,13 +28,48 @@ type epochChange struct {
 	// previous is the configuration of the epoch before (nil in epoch 0,
 	// and for a joiner that has not heard StartEpoch yet).
 	previous []string
-	// next is, for a replica that is leaving, the configuration of the epoch
-	// its reconfiguration began.
-	next []string
+	// next is, for a replica that is leaving, the configuration of epoch
+	// nextEpoch, the latest it has heard of, which does not name it.
+	next      []string
+	nextEpoch uint64
 	// started[j] is set once member j of the new configuration (the current
 	// one, or next for a replica that is leaving) is known to hold the state
 	// up to op: it sent EpochStarted, or StartEpoch from that epoch.
 	started []bool
+}
+
+// pastConfig is the configuration of an epoch before the current one.
+type pastConfig struct {
+	epoch   uint64
+	members []string
+}
+
+// keptConfigs is how many configurations of past epochs a replica keeps, so
+// that it can name the sender of a message from a replica that is that many
+// epochs behind and tell it what it missed (answerOldEpoch). A replica
+// further behind hears from no one: it must be restarted with an empty
+// disk. The bound keeps the history a replica holds constant.
+const keptConfigs = 8
+
+// remember records members as the configuration of a past epoch.
+func (r *Replica) remember(epoch uint64, members []string) {
+	if len(r.recent) > 0 && r.recent[len(r.recent)-1].epoch >= epoch {
+		return
+	}
+	r.recent = append(r.recent, pastConfig{epoch: epoch, members: members})
+	if len(r.recent) > keptConfigs {
+		r.recent = slices.Delete(r.recent, 0, len(r.recent)-keptConfigs)
+	}
+}
+
+// pastMembers is the configuration of past epoch e, if the replica keeps it.
+func (r *Replica) pastMembers(e uint64) []string {
+	for _, c := range r.recent {
+		if c.epoch == e {
+			return c.members
+		}
+	}
+	return nil
 }
 
 // Errors a reconfiguration request is refused with (in the reply's result).
@@ -79,7 +114,7 @@ func (r *Replica) refuseForEpoch(m *messages.Request, why messages.ReplyError) {
 	r.reply(m.ReplyTo, rep)
 	rep.Epoch, rep.Members = r.epoch, r.members
 	if r.status == StatusLeaving {
-		rep.Epoch, rep.Members = r.epoch+1, r.change.next
+		rep.Epoch, rep.Members = r.change.nextEpoch, r.change.next
 	}
 }
 
@@ -109,16 +144,18 @@ func (r *Replica) endEpoch(e *messages.Entry) {
 	if j < 0 && r.outsider {
 		// Restoring from a checkpoint older than its membership: this
 		// epoch does not name it either; the next may.
+		r.remember(r.epoch, r.members)
 		r.change = change
 		r.epoch, r.members, r.n, r.f = r.epoch+1, next, len(next), faultTolerance(len(next))
 		return
 	}
 	if j < 0 {
-		change.previous, change.next = nil, next
+		change.previous, change.next, change.nextEpoch = nil, next, r.epoch+1
 		r.change = change
 		r.becomeLeaving()
 		return
 	}
+	r.remember(r.epoch, r.members)
 	r.change = change
 	r.outsider = false
 	r.enterEpoch(r.epoch+1, next, j)
@@ -178,7 +215,8 @@ func (r *Replica) startEpochMessage() *messages.StartEpoch {
 	m := &messages.StartEpoch{ClusterId: r.cfg.ClusterID, OpNumber: r.change.op,
 		Replica: uint32(r.index), SenderEpoch: r.epoch}
 	if r.status == StatusLeaving {
-		m.Epoch, m.PreviousMembers, m.Members = r.epoch+1, r.members, r.change.next
+		// PreviousMembers is then its own configuration, which names it.
+		m.Epoch, m.PreviousMembers, m.Members = r.change.nextEpoch, r.members, r.change.next
 	} else {
 		m.Epoch, m.PreviousMembers, m.Members = r.epoch, r.change.previous, r.members
 	}
@@ -216,9 +254,14 @@ func (r *Replica) onStartEpoch(m *messages.StartEpoch) {
 	switch {
 	case r.status == StatusLeaving:
 		// A member of the new epoch that holds the state asks the leaving
-		// replica nothing; its StartEpoch counts as its EpochStarted.
-		if m.Epoch == r.epoch+1 && m.SenderEpoch == m.Epoch && int(m.Replica) < len(r.change.next) {
+		// replica nothing; its StartEpoch counts as its EpochStarted. One
+		// of a later epoch still may name it again, or not.
+		switch {
+		case m.SenderEpoch != m.Epoch || r.left:
+		case m.Epoch == r.change.nextEpoch && int(m.Replica) < len(r.change.next):
 			r.countStarted(int(m.Replica))
+		case m.Epoch > r.change.nextEpoch:
+			r.skipToEpoch(m)
 		}
 	case r.status == StatusJoining:
 		r.joinEpoch(m)
@@ -228,12 +271,11 @@ func (r *Replica) onStartEpoch(m *messages.StartEpoch) {
 		r.learnEndOfEpoch(m)
 	case m.Epoch > r.epoch && m.SenderEpoch == m.Epoch:
 		r.skipToEpoch(m)
-	case m.Epoch == r.epoch && m.SenderEpoch+1 == m.Epoch:
+	case m.Epoch == r.epoch && m.SenderEpoch < m.Epoch:
 		// A replica that is leaving asks whether this member holds the
 		// state: it does, if it takes part in the epoch.
 		if (r.status == StatusNormal || r.status == StatusViewChange) && int(m.Replica) < len(m.PreviousMembers) &&
-			(r.change.previous == nil || slices.Equal(m.PreviousMembers, r.change.previous)) &&
-			!slices.Contains(r.members, m.PreviousMembers[m.Replica]) {
+			validMembers(m.PreviousMembers) == nil && !slices.Contains(r.members, m.PreviousMembers[m.Replica]) {
 			r.sendTo(m.PreviousMembers[m.Replica], &messages.EpochStarted{ClusterId: r.cfg.ClusterID, Epoch: r.epoch,
 				Replica: uint32(r.index)})
 		}
@@ -283,11 +325,13 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 	self := r.self
 	j := slices.Index(m.Members, self)
 	if j < 0 {
-		r.change = epochChange{op: m.OpNumber, next: m.Members, started: make([]bool, len(m.Members))}
+		r.change = epochChange{op: m.OpNumber, next: m.Members, nextEpoch: m.Epoch, started: make([]bool, len(m.Members))}
 		r.becomeLeaving()
 		r.countStarted(int(m.Replica))
 		return
 	}
+	r.remember(r.epoch, r.members)
+	r.remember(m.Epoch-1, m.PreviousMembers)
 	r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
 	r.enterEpoch(m.Epoch, m.Members, j)
 	r.becomeJoining()
@@ -315,6 +359,9 @@ func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 	}
 	if r.change.started == nil || m.Epoch > r.epoch { // the first word of the epoch it joins, or of a later one
 		r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
+		if validMembers(m.PreviousMembers) == nil {
+			r.remember(m.Epoch-1, m.PreviousMembers)
+		}
 		r.epoch, r.members, r.index = m.Epoch, m.Members, j
 		r.n, r.f = len(m.Members), faultTolerance(len(m.Members))
 		r.catchUp = catchUpState{}
@@ -345,7 +392,7 @@ func (r *Replica) finishJoining() {
 // state.
 func (r *Replica) onEpochStarted(m *messages.EpochStarted) {
 	switch {
-	case r.status == StatusLeaving && m.Epoch == r.epoch+1 && int(m.Replica) < len(r.change.next):
+	case r.status == StatusLeaving && m.Epoch == r.change.nextEpoch && int(m.Replica) < len(r.change.next):
 		r.countStarted(int(m.Replica))
 	case r.status != StatusLeaving && m.Epoch == r.epoch && int(m.Replica) < r.n && int(m.Replica) != r.index:
 		r.markStarted(int(m.Replica))
@@ -378,12 +425,13 @@ func (r *Replica) sendTo(name string, m proto.Message) {
 // answerOldEpoch answers a message stamped with the epoch before this
 // replica's, from a member of that epoch's configuration, with the news of
 // the change: the sender missed it.
-func (r *Replica) answerOldEpoch(from int) {
-	if r.change.previous == nil || from >= len(r.change.previous) || r.self == r.change.previous[from] ||
+func (r *Replica) answerOldEpoch(epoch uint64, from int) {
+	members := r.pastMembers(epoch)
+	if members == nil || from >= len(members) || r.self == members[from] ||
 		(r.status != StatusNormal && r.status != StatusViewChange) {
 		return
 	}
-	r.sendTo(r.change.previous[from], r.startEpochMessage())
+	r.sendTo(members[from], r.startEpochMessage())
 }
 
 // onLeavingMessage handles, at a replica that is leaving, a message of its
@@ -428,11 +476,13 @@ func (r *Replica) sendHeartbeatCommits() {
 }
 
 // recoverInEpoch handles StartEpoch at a replica that is recovering in an
-// epoch that has ended: it runs recovery again in the next epoch, where it
-// may have voted before it lost its state, if that epoch's configuration
-// names it; otherwise it was removed, and is leaving.
+// epoch that has ended: it runs recovery again in the later epoch, where it
+// may have voted before it lost its state (it cannot tell how far it had
+// got), if that epoch's configuration names it; otherwise it was removed,
+// and is leaving.
 func (r *Replica) recoverInEpoch(m *messages.StartEpoch) {
-	if m.Epoch != r.epoch+1 || m.SenderEpoch != m.Epoch || !slices.Equal(m.PreviousMembers, r.members) ||
+	if m.Epoch <= r.epoch || m.SenderEpoch != m.Epoch ||
+		(m.Epoch == r.epoch+1 && !slices.Equal(m.PreviousMembers, r.members)) ||
 		validMembers(m.Members) != nil || int(m.Replica) >= len(m.Members) {
 		return
 	}
@@ -440,12 +490,13 @@ func (r *Replica) recoverInEpoch(m *messages.StartEpoch) {
 	j := slices.Index(m.Members, self)
 	r.truncateAfter(r.commitNumber)
 	if j < 0 {
-		r.change = epochChange{op: m.OpNumber, next: m.Members, started: make([]bool, len(m.Members))}
+		r.change = epochChange{op: m.OpNumber, next: m.Members, nextEpoch: m.Epoch, started: make([]bool, len(m.Members))}
 		r.recovery = recoveryState{}
 		r.becomeLeaving()
 		r.countStarted(int(m.Replica))
 		return
 	}
+	r.remember(r.epoch, r.members)
 	r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
 	r.epochOpUnknown = false
 	r.enterEpoch(m.Epoch, m.Members, j)

@@ -24,6 +24,11 @@ type recoveryState struct {
 // on every heartbeat until enough replicas answer.
 func (r *Replica) startRecovery() {
 	r.status = StatusRecovering
+	r.primary = primaryState{}
+	r.viewChange.reset()
+	r.probe = probeState{}
+	r.syncing = false
+	r.clientTable.clearInProgress()
 	r.recovery = recoveryState{nonce: r.rng.next(), responses: map[int]*messages.RecoveryResponse{}}
 	r.heartbeat.start(1)
 	r.election.stop()

@@ -29,6 +29,9 @@ type Replica struct {
 	// change is the reconfiguration that began the current epoch (or, at a
 	// replica that is leaving, the one that ends its membership).
 	change epochChange
+	// recent holds the configurations of the last keptConfigs epochs
+	// before the current one, oldest first.
+	recent []pastConfig
 	// left is set once a replica that is leaving is no longer needed.
 	left bool
 	// outsider is set, only while a replica restores from its disk, when

@@ -199,6 +199,11 @@ func (r *Replica) restoreEpoch(cp *messages.Checkpoint) error {
 	r.epoch, r.members, r.index = cp.Epoch, cp.Members, j
 	r.n, r.f = len(cp.Members), faultTolerance(len(cp.Members))
 	r.change = epochChange{op: cp.EpochOp, previous: cp.PreviousMembers, started: make([]bool, len(cp.Members))}
+	for _, c := range cp.Recent {
+		if c != nil && c.Epoch < cp.Epoch && validMembers(c.Members) == nil {
+			r.remember(c.Epoch, c.Members)
+		}
+	}
 	r.change.started[j] = !r.outsider
 	return nil
 }
