@@ -2349,8 +2349,14 @@ type StartEpoch struct {
 	Members         []string               `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
 	Replica         uint32                 `protobuf:"varint,6,opt,name=replica,proto3" json:"replica,omitempty"`
 	SenderEpoch     uint64                 `protobuf:"varint,7,opt,name=sender_epoch,json=senderEpoch,proto3" json:"sender_epoch,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The reconfiguration entry at op_number (its view, client and request),
+	// when the sender knows it: a replica whose log holds that very entry
+	// holds the committed log up to it, and commits it rather than fetch it.
+	EntryView     uint64 `protobuf:"varint,8,opt,name=entry_view,json=entryView,proto3" json:"entry_view,omitempty"`
+	EntryClient   uint64 `protobuf:"varint,9,opt,name=entry_client,json=entryClient,proto3" json:"entry_client,omitempty"`
+	EntryRequest  uint64 `protobuf:"varint,10,opt,name=entry_request,json=entryRequest,proto3" json:"entry_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartEpoch) Reset() {
@@ -2428,6 +2434,27 @@ func (x *StartEpoch) GetReplica() uint32 {
 func (x *StartEpoch) GetSenderEpoch() uint64 {
 	if x != nil {
 		return x.SenderEpoch
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetEntryView() uint64 {
+	if x != nil {
+		return x.EntryView
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetEntryClient() uint64 {
+	if x != nil {
+		return x.EntryClient
+	}
+	return 0
+}
+
+func (x *StartEpoch) GetEntryRequest() uint64 {
+	if x != nil {
+		return x.EntryRequest
 	}
 	return 0
 }
@@ -2691,7 +2718,7 @@ const file_vsr_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x12\n" +
 	"\x04view\x18\x02 \x01(\x04R\x04view\x12\x18\n" +
 	"\areplica\x18\x03 \x01(\rR\areplica\x12\x14\n" +
-	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xe0\x01\n" +
+	"\x05epoch\x18\x0f \x01(\x04R\x05epoch\"\xc7\x02\n" +
 	"\n" +
 	"StartEpoch\x12\x1d\n" +
 	"\n" +
@@ -2701,7 +2728,12 @@ const file_vsr_proto_rawDesc = "" +
 	"\x10previous_members\x18\x04 \x03(\tR\x0fpreviousMembers\x12\x18\n" +
 	"\amembers\x18\x05 \x03(\tR\amembers\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\x12!\n" +
-	"\fsender_epoch\x18\a \x01(\x04R\vsenderEpoch\"]\n" +
+	"\fsender_epoch\x18\a \x01(\x04R\vsenderEpoch\x12\x1d\n" +
+	"\n" +
+	"entry_view\x18\b \x01(\x04R\tentryView\x12!\n" +
+	"\fentry_client\x18\t \x01(\x04R\ventryClient\x12#\n" +
+	"\rentry_request\x18\n" +
+	" \x01(\x04R\fentryRequest\"]\n" +
 	"\fEpochStarted\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x14\n" +

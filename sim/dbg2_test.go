@@ -4,6 +4,7 @@ func TestDbgOne(t *testing.T) {
 	seed, _ := strconv.Atoi(os.Getenv("SEED")); n, _ := strconv.Atoi(os.Getenv("N"))
 	o := DefaultOptions(uint64(seed)); o.Replicas = n; o.TraceEvents = 1000000
 
+
 	r := RunReconfig(o)
 	fmt.Println(r.Violation)
 	lines := r.Trace

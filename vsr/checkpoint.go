@@ -123,6 +123,11 @@ var ErrCheckpoint = errors.New("vsr: checkpoint failed")
 // whatever becomes of one job.
 func (r *Replica) maybeCheckpoint(op uint64) {
 	interval := uint64(r.cfg.CheckpointInterval)
+	if r.status == StatusLeaving {
+		// It keeps no state for anyone: its log is only what it replays to
+		// learn, after a restart, that it is leaving.
+		return
+	}
 	if op%interval != 0 || (r.checkpointPending != 0 && op < r.checkpointPending+2*interval) {
 		return
 	}
@@ -137,6 +142,7 @@ func (r *Replica) maybeCheckpoint(op uint64) {
 	}
 	r.checkpointPending = job.OpNumber
 	r.out.Checkpoint = job
+
 }
 
 // captureState returns the state machine's state as of now, to be encoded

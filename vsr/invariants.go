@@ -106,6 +106,9 @@ func (r *Replica) checkEpoch() error {
 	case r.left && r.status != StatusLeaving:
 		return fmt.Errorf("left but %s", r.status)
 	}
+	if r.status != StatusNormal && r.status != StatusViewChange {
+		return nil // a joiner's log past its commit number is candidates from an epoch that ended
+	}
 	for op := max(r.change.op, r.logBase) + 1; op < r.opNumber(); op++ {
 		if r.entryAt(op).GetReconfigure() != nil {
 			return fmt.Errorf("reconfiguration at op %d is not the last entry of its epoch (op number %d)", op, r.opNumber())

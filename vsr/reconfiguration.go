@@ -32,6 +32,9 @@ type epochChange struct {
 	// nextEpoch, the latest it has heard of, which does not name it.
 	next      []string
 	nextEpoch uint64
+	// entry names the reconfiguration at op, when known (see
+	// StartEpoch.entry_view).
+	entry struct{ view, client, request uint64 }
 	// started[j] is set once member j of the new configuration (the current
 	// one, or next for a replica that is leaving) is known to hold the state
 	// up to op: it sent EpochStarted, or StartEpoch from that epoch.
@@ -131,6 +134,7 @@ func (r *Replica) endEpoch(e *messages.Entry) {
 	next := e.Reconfigure.Members
 	self := r.self
 	change := epochChange{op: e.OpNumber, previous: r.members, started: make([]bool, len(next))}
+	change.entry.view, change.entry.client, change.entry.request = e.View, e.ClientId, e.RequestNumber
 	j := slices.Index(next, self)
 	if j < 0 && r.buggy(BugOldMemberVotes) {
 		// It takes the place of the first member that is new.
@@ -213,7 +217,8 @@ func (r *Replica) announceEpochStarted() {
 // or the next for a replica that is leaving).
 func (r *Replica) startEpochMessage() *messages.StartEpoch {
 	m := &messages.StartEpoch{ClusterId: r.cfg.ClusterID, OpNumber: r.change.op,
-		Replica: uint32(r.index), SenderEpoch: r.epoch}
+		Replica: uint32(r.index), SenderEpoch: r.epoch, EntryView: r.change.entry.view,
+		EntryClient: r.change.entry.client, EntryRequest: r.change.entry.request}
 	if r.status == StatusLeaving {
 		// PreviousMembers is then its own configuration, which names it.
 		m.Epoch, m.PreviousMembers, m.Members = r.change.nextEpoch, r.members, r.change.next
@@ -267,6 +272,11 @@ func (r *Replica) onStartEpoch(m *messages.StartEpoch) {
 		r.joinEpoch(m)
 	case r.status == StatusRecovering:
 		r.recoverInEpoch(m)
+	case m.Epoch < r.epoch:
+		// News of an epoch since ended: tell its sender of this one.
+		if name := startEpochSender(m); name != "" && name != r.self {
+			r.answerWith(name)
+		}
 	case m.Epoch == r.epoch+1 && m.SenderEpoch == r.epoch:
 		r.learnEndOfEpoch(m)
 	case m.Epoch > r.epoch && m.SenderEpoch == m.Epoch:
@@ -321,10 +331,19 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 		r.drop(DropMalformed)
 		return
 	}
-	r.truncateAfter(r.commitNumber)
+	if e := r.entryAt(m.OpNumber); e != nil && m.EntryClient != 0 && m.OpNumber > r.change.op &&
+		e.View == m.EntryView && e.ClientId == m.EntryClient && e.RequestNumber == m.EntryRequest {
+		// This replica holds the very reconfiguration that began the
+		// epoch, so its log up to it is the committed one (an entry names
+		// its view's log up to it): it commits and moves on as any member
+		// that executes it does, through every epoch between.
+		r.commitUpTo(m.OpNumber)
+		return
+	}
 	self := r.self
 	j := slices.Index(m.Members, self)
 	if j < 0 {
+		r.truncateAfter(r.commitNumber)
 		r.change = epochChange{op: m.OpNumber, next: m.Members, nextEpoch: m.Epoch, started: make([]bool, len(m.Members))}
 		r.becomeLeaving()
 		r.countStarted(int(m.Replica))
@@ -332,7 +351,11 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 	}
 	r.remember(r.epoch, r.members)
 	r.remember(m.Epoch-1, m.PreviousMembers)
+	// Its entries past the commit number stay as candidates: the transfer
+	// replaces each that differs from the committed one, and keeps those
+	// that are the same, which may be copies the epoch's quorum counted.
 	r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
+	r.change.entry.view, r.change.entry.client, r.change.entry.request = m.EntryView, m.EntryClient, m.EntryRequest
 	r.enterEpoch(m.Epoch, m.Members, j)
 	r.becomeJoining()
 	r.markStarted(int(m.Replica))
@@ -352,6 +375,9 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 // them, so it may join the latest with whatever committed prefix it has.
 func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 	j := slices.Index(m.Members, r.self)
+	if m.Epoch < r.epoch {
+		return // news of an epoch this replica is already past: its epoch never goes back
+	}
 	if m.SenderEpoch != m.Epoch || int(m.Replica) >= len(m.Members) || validMembers(m.Members) != nil || j < 0 ||
 		int(m.Replica) == j || m.OpNumber < r.commitNumber {
 		r.drop(DropMalformed)
@@ -359,6 +385,7 @@ func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 	}
 	if r.change.started == nil || m.Epoch > r.epoch { // the first word of the epoch it joins, or of a later one
 		r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
+		r.change.entry.view, r.change.entry.client, r.change.entry.request = m.EntryView, m.EntryClient, m.EntryRequest
 		if validMembers(m.PreviousMembers) == nil {
 			r.remember(m.Epoch-1, m.PreviousMembers)
 		}
@@ -382,7 +409,8 @@ func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 // that began its epoch: it holds the state, and becomes a normal backup of
 // view 0 (a later view's primary makes it sync that view's log).
 func (r *Replica) finishJoining() {
-	r.status = StatusViewChange // becomeNormal from a status that holds no role
+	r.truncateAfter(r.commitNumber) // what lies past it is from an epoch that ended
+	r.status = StatusViewChange     // becomeNormal from a status that holds no role
 	r.becomeNormal()
 	r.markStarted(r.index)
 	r.announceEpochStarted()
@@ -427,11 +455,32 @@ func (r *Replica) sendTo(name string, m proto.Message) {
 // the change: the sender missed it.
 func (r *Replica) answerOldEpoch(epoch uint64, from int) {
 	members := r.pastMembers(epoch)
-	if members == nil || from >= len(members) || r.self == members[from] ||
-		(r.status != StatusNormal && r.status != StatusViewChange) {
+	if members == nil || from >= len(members) || r.self == members[from] {
 		return
 	}
-	r.sendTo(members[from], r.startEpochMessage())
+	r.answerWith(members[from])
+}
+
+// answerWith sends the member named name the news of this replica's epoch,
+// if this replica takes part in it.
+func (r *Replica) answerWith(name string) {
+	if r.status != StatusNormal && r.status != StatusViewChange {
+		return
+	}
+	r.sendTo(name, r.startEpochMessage())
+}
+
+// startEpochSender names the sender of m from what m says (its own
+// configuration travels in it), or "".
+func startEpochSender(m *messages.StartEpoch) string {
+	members := m.Members
+	if m.SenderEpoch < m.Epoch {
+		members = m.PreviousMembers // a replica that is leaving sends its own configuration there
+	}
+	if int(m.Replica) >= len(members) || validMembers(members) != nil {
+		return ""
+	}
+	return members[m.Replica]
 }
 
 // onLeavingMessage handles, at a replica that is leaving, a message of its

@@ -133,17 +133,17 @@ func newReplica(cfg Config) (*Replica, error) {
 	}
 	cfg = cfg.withDefaults()
 	r := &Replica{
-		cfg:         cfg,
-		n:           cfg.ReplicaCount,
-		f:           faultTolerance(cfg.ReplicaCount),
-		index:       cfg.ReplicaIndex,
-		members:     cfg.members(),
-		self:        cfg.members()[cfg.ReplicaIndex],
+		cfg:            cfg,
+		n:              cfg.ReplicaCount,
+		f:              faultTolerance(cfg.ReplicaCount),
+		index:          cfg.ReplicaIndex,
+		members:        cfg.members(),
+		self:           cfg.members()[cfg.ReplicaIndex],
 		epoch:          cfg.Epoch,
 		epochOpUnknown: cfg.Epoch > 0,
-		sm:          cfg.StateMachine,
-		rng:         newRNG(cfg.Seed),
-		clientTable: newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),
+		sm:             cfg.StateMachine,
+		rng:            newRNG(cfg.Seed),
+		clientTable:    newClientTable(cfg.SessionIdleOps, cfg.MaxSessions),
 	}
 	r.heartbeat.start(cfg.HeartbeatTicks)
 	return r, nil
@@ -251,8 +251,12 @@ func (r *Replica) takesPart(m proto.Message) bool {
 	switch r.status {
 	case StatusJoining:
 		switch m.(type) {
-		case *messages.NewState, *messages.CheckpointChunk, *messages.StartEpoch, *messages.EpochStarted:
+		case *messages.StartEpoch:
 			return true
+		case *messages.NewState, *messages.CheckpointChunk, *messages.EpochStarted:
+			// Only once it knows which epoch it joins: before that, its
+			// epoch number means nothing, and matching it proves nothing.
+			return r.change.started != nil
 		}
 		return false
 	case StatusLeaving:

@@ -100,6 +100,18 @@ func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
 		return nil, Output{}, fmt.Errorf("%w: its checkpoint's configuration does not name it, and it was not started to join",
 			ErrDurableState)
 	}
+	if reached && r.commitNumber < r.change.op && !d.Damaged {
+		// Its epoch began after op change.op, so every op up to it is
+		// committed; a replica that joined (or skipped to) the epoch may
+		// have stopped before it held them all, and fetches the rest
+		// before it takes part, as it was doing.
+		r.commitUpTo(r.change.op)
+		if r.commitNumber < r.change.op {
+			r.truncateAfter(r.commitNumber)
+			r.becomeJoining()
+			return r, r.takeOutput(), nil
+		}
+	}
 	if reached && r.trusts(d) {
 		r.rejoin(d.HardState)
 		return r, r.takeOutput(), nil
