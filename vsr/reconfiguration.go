@@ -351,9 +351,12 @@ func (r *Replica) skipToEpoch(m *messages.StartEpoch) {
 	}
 	r.remember(r.epoch, r.members)
 	r.remember(m.Epoch-1, m.PreviousMembers)
-	// Its entries past the commit number stay as candidates: the transfer
-	// replaces each that differs from the committed one, and keeps those
-	// that are the same, which may be copies the epoch's quorum counted.
+	// Its entries past the commit number go: they are not the committed
+	// log (that would hold the reconfiguration above), and a restart must
+	// find only committed entries below the epoch's first op (reachEpoch).
+	// None of them is a copy that the reconfiguration's commit counted: a
+	// replica that acknowledged it holds it.
+	r.truncateAfter(r.commitNumber)
 	r.change = epochChange{op: m.OpNumber, previous: m.PreviousMembers, started: make([]bool, len(m.Members))}
 	r.change.entry.view, r.change.entry.client, r.change.entry.request = m.EntryView, m.EntryClient, m.EntryRequest
 	r.enterEpoch(m.Epoch, m.Members, j)

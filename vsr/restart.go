@@ -86,10 +86,12 @@ func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
 		// waiting to be released.
 		r.sendStartEpochs()
 		return r, r.takeOutput(), nil
-	case !reached && cfg.Joining:
-		// It was fetching the state of the epoch it joins: it keeps the
-		// committed ops it has and waits for StartEpoch again, as the
-		// member its configuration names.
+	case !reached && (cfg.Joining || (!d.Damaged && !d.HardState.Recovering)):
+		// It was fetching the state of the epoch it joins (or skipped to):
+		// its log does not reach that epoch's first op, and an intact disk
+		// holds everything a replica had when it took part, so it never
+		// did in that epoch. It keeps the committed ops it has and waits
+		// for StartEpoch again, as the member its configuration names.
 		r.truncateAfter(r.commitNumber)
 		r.epoch, r.change, r.outsider = d.HardState.Epoch, epochChange{}, false
 		r.members, r.index = cfg.members(), cfg.ReplicaIndex
