@@ -13,6 +13,9 @@ import (
 func TestSimulatorCatchesEveryInjectedBug(t *testing.T) {
 	const budget = 200
 	for _, b := range vsr.AllBugs {
+		if b.Bug&reconfigurationBugs != 0 {
+			continue // TestReconfigurationRunsCatchEveryInjectedBug
+		}
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			for seed := uint64(1); seed <= budget; seed++ {
@@ -52,4 +55,37 @@ func firstLine(s string) string {
 		}
 	}
 	return s
+}
+
+// reconfigurationBugs act only when a group is reconfigured.
+const reconfigurationBugs = vsr.BugOldMemberVotes | vsr.BugJoinBeforeUpToDate | vsr.BugReconfigureTwice
+
+// The reconfiguration bugs are caught by the reconfiguration runs.
+func TestReconfigurationRunsCatchEveryInjectedBug(t *testing.T) {
+	const budget = 300
+	for _, b := range []vsr.Bug{vsr.BugOldMemberVotes, vsr.BugJoinBeforeUpToDate, vsr.BugReconfigureTwice} {
+		name := bugName(b)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for seed := uint64(1); seed <= budget; seed++ {
+				o := DefaultOptions(seed)
+				o.Replicas = 3 + 2*int(seed%2)
+				o.Bugs = b
+				if r := RunReconfig(o); r.Violation != nil || (!r.Linearizable && !r.Inconclusive) {
+					t.Logf("%s caught at seed %d: %v", name, seed, r.Violation)
+					return
+				}
+			}
+			t.Fatalf("bug %s survived %d seeds", name, budget)
+		})
+	}
+}
+
+func bugName(b vsr.Bug) string {
+	for _, x := range vsr.AllBugs {
+		if x.Bug == b {
+			return x.Name
+		}
+	}
+	return "unknown"
 }

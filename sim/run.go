@@ -31,6 +31,9 @@ type Options struct {
 	TraceEvents int
 	// CheckTimeout bounds the linearizability check.
 	CheckTimeout time.Duration
+	// Reconfigure makes this a reconfiguration run (RunReconfig): Replicas
+	// is the group's first size, and an operator changes its members.
+	Reconfigure bool
 }
 
 // DefaultOptions is a 3-replica run of 2000 ticks under DefaultFaults.
@@ -48,6 +51,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("sim: need at least one client and one key")
 	case o.Ticks < 0 || o.LivenessTicks < 1:
 		return fmt.Errorf("sim: ticks must not be negative and liveness ticks must be positive")
+	case o.Reconfigure && o.Replicas < 3:
+		return fmt.Errorf("sim: a reconfiguration run starts from 3 replicas or more, got %d", o.Replicas)
 	}
 	return o.Faults.Validate()
 }
@@ -61,6 +66,11 @@ func (o Options) Command() string {
 		o.Seed, o.Replicas, o.Clients, o.Keys, o.Ticks, o.LivenessTicks,
 		f.Drop, f.Duplicate, f.MaxDelay, f.Partition, f.PartitionTicks, f.Crash, f.RestartTicks, f.ClockSkew,
 		f.Gray, f.GrayTicks, f.Forge, f.Hold, f.HoldTicks, f.Replay, f.Durable, f.DiskFault, f.GroupCrash)
+	if o.Reconfigure {
+		cmd += " -runs reconfig"
+	} else {
+		cmd += " -runs plain"
+	}
 	if o.Bugs != 0 {
 		var names []string
 		for _, b := range vsr.AllBugs {

@@ -55,6 +55,7 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 		traceN   = fs.Int("trace", def.TraceEvents, "events of a failing run to keep in its trace")
 		workers  = fs.Int("workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
 		quiet    = fs.Bool("quiet", false, "no progress line")
+		runs     = fs.String("runs", "plain,reconfig", "kinds of run per seed and replica count: plain (a fixed group) and reconfig (an operator replaces members, grows 3 to 5 and shrinks 5 to 3; counts of 3 or more)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -75,18 +76,28 @@ func simCommand(args []string, stdout, stderr io.Writer) int {
 			Gray: *grayP, GrayTicks: *grayT, Forge: *forge, Hold: *hold, HoldTicks: *holdT, Replay: *replay,
 			Durable: *durable, DiskFault: *diskF, GroupCrash: *groupC},
 		Bugs: bugSet, TraceEvents: *traceN, CheckTimeout: def.CheckTimeout}
+	kinds, err := parseRuns(*runs)
+	if err != nil {
+		fmt.Fprintf(stderr, "vsr sim: %v\n", err)
+		return 2
+	}
 	var jobs []sim.Options
-	for _, n := range counts {
-		if *seed != 0 {
-			o := base
-			o.Seed, o.Replicas = *seed, n
-			jobs = append(jobs, o)
-			continue
-		}
-		for s := 0; s < *seeds; s++ {
-			o := base
-			o.Seed, o.Replicas = *first+uint64(s), n
-			jobs = append(jobs, o)
+	for _, reconfig := range kinds {
+		for _, n := range counts {
+			if reconfig && n < 3 {
+				continue
+			}
+			if *seed != 0 {
+				o := base
+				o.Seed, o.Replicas, o.Reconfigure = *seed, n, reconfig
+				jobs = append(jobs, o)
+				continue
+			}
+			for s := 0; s < *seeds; s++ {
+				o := base
+				o.Seed, o.Replicas, o.Reconfigure = *first+uint64(s), n, reconfig
+				jobs = append(jobs, o)
+			}
 		}
 	}
 	if len(jobs) > 0 {
@@ -127,7 +138,11 @@ func runJobs(jobs []sim.Options, workers int, quiet bool, stderr io.Writer) *sum
 		go func() {
 			defer wg.Done()
 			for o := range next {
-				res := sim.Run(o)
+				run := sim.Run
+				if o.Reconfigure {
+					run = sim.RunReconfig
+				}
+				res := run(o)
 				mu.Lock()
 				sum.add(res)
 				mu.Unlock()
@@ -164,6 +179,9 @@ func runJobs(jobs []sim.Options, workers int, quiet bool, stderr io.Writer) *sum
 	sum.elapsed = time.Since(start)
 	sort.Slice(sum.failures, func(a, b int) bool {
 		fa, fb := sum.failures[a].Options, sum.failures[b].Options
+		if fa.Reconfigure != fb.Reconfigure {
+			return !fa.Reconfigure
+		}
 		return fa.Replicas < fb.Replicas || (fa.Replicas == fb.Replicas && fa.Seed < fb.Seed)
 	})
 	return sum
@@ -222,12 +240,16 @@ func (s *summary) print(w io.Writer) {
 // report prints a failing seed's replay command and writes its artifacts.
 func report(r sim.Result, dir string, w io.Writer) {
 	o := r.Options
-	fmt.Fprintf(w, "\nVIOLATION (n=%d seed=%d): %v\n  replay: %s\n", o.Replicas, o.Seed, r.Violation, o.Command())
+	kind := ""
+	if o.Reconfigure {
+		kind = "reconfig "
+	}
+	fmt.Fprintf(w, "\nVIOLATION (%sn=%d seed=%d): %v\n  replay: %s\n", kind, o.Replicas, o.Seed, r.Violation, o.Command())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(w, "  cannot write artifacts: %v\n", err)
 		return
 	}
-	stem := filepath.Join(dir, fmt.Sprintf("n%d-seed%d", o.Replicas, o.Seed))
+	stem := filepath.Join(dir, fmt.Sprintf("%sn%d-seed%d", strings.TrimSpace(strings.ReplaceAll(kind, " ", "-")), o.Replicas, o.Seed))
 	trace := strings.Join(r.Trace, "\n") + "\n"
 	if err := os.WriteFile(stem+".trace.txt", []byte(trace), 0o644); err == nil {
 		fmt.Fprintf(w, "  trace of the last %d events: %s.trace.txt\n", len(r.Trace), stem)
@@ -235,6 +257,22 @@ func report(r sim.Result, dir string, w io.Writer) {
 	if ok, err := r.WriteVisualization(stem + ".html"); ok && err == nil {
 		fmt.Fprintf(w, "  history visualisation: %s.html\n", stem)
 	}
+}
+
+// parseRuns reads -runs: for each kind named, whether it reconfigures.
+func parseRuns(s string) ([]bool, error) {
+	var kinds []bool
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "plain":
+			kinds = append(kinds, false)
+		case "reconfig":
+			kinds = append(kinds, true)
+		default:
+			return nil, fmt.Errorf("-runs: unknown kind %q (plain, reconfig)", f)
+		}
+	}
+	return kinds, nil
 }
 
 func parseCounts(s string) ([]int, error) {
