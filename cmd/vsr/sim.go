@@ -212,7 +212,7 @@ func (s *summary) add(r sim.Result) {
 
 func (s *summary) print(w io.Writer) {
 	mins := s.elapsed.Minutes()
-	fmt.Fprintf(w, "seeds run:        %d in %s (%.0f seeds/min, %.0f simulated ops/s)\n",
+	fmt.Fprintf(w, "runs:             %d (seeds x replica counts x kinds) in %s (%.0f runs/min, %.0f simulated ops/s)\n",
 		s.seeds, s.elapsed.Round(time.Millisecond), float64(s.seeds)/mins, float64(s.ops)/s.elapsed.Seconds())
 	fmt.Fprintf(w, "ops checked:      %d completed, %d with unknown outcome\n", s.ops, s.unknown)
 	fmt.Fprintf(w, "ticks simulated:  %d\n", s.ticks)

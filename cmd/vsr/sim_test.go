@@ -15,9 +15,10 @@ func TestSimCommandSummarisesACleanRun(t *testing.T) {
 	code := run([]string{"sim", "-seeds", "3", "-replicas", "3,5", "-quiet"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	out := stdout.String()
-	require.Contains(t, out, "seeds run:        6 ")
+	require.Contains(t, out, "runs:             12 ", "3 seeds, 2 replica counts, plain and reconfiguration runs")
 	require.Contains(t, out, "violations:       0")
 	require.Contains(t, out, "faults injected:")
+	require.Contains(t, out, "reconfigure-", "the reconfiguration runs changed members")
 }
 
 // Bad flags are refused with exit status 2 and a reason.
@@ -26,6 +27,7 @@ func TestSimCommandRefusesBadFlags(t *testing.T) {
 		{"sim", "-replicas", "4"},
 		{"sim", "-drop", "0.9"},
 		{"sim", "-bugs", "no-such-bug"},
+		{"sim", "-runs", "sideways"},
 		{"sim", "-no-such-flag"},
 	} {
 		var stdout, stderr bytes.Buffer
