@@ -174,7 +174,7 @@ func slotOf(name string) int {
 func (w *world) startNode(members []string, index int, joining bool) {
 	slot := len(w.nodes)
 	cfg := vsr.Config{ClusterID: clusterID, ReplicaCount: len(members), ReplicaIndex: index, Members: members,
-		Joining: joining, CheckpointInterval: 8 + w.rng.IntN(40), TrailingOps: w.rng.IntN(8) - 1,
+		Joining: joining, Reconfigurable: true, CheckpointInterval: 8 + w.rng.IntN(40), TrailingOps: w.rng.IntN(8) - 1,
 		MaxMessageBytes: vsr.MinMaxMessageBytes * (2 + w.rng.IntN(4))}
 	n := &rnode{cfg: cfg}
 	if w.durable {

@@ -87,6 +87,12 @@ type Config struct {
 	// replica that restarts must never start as if it were new: it could
 	// vote with a log it no longer has.
 	Recovering bool
+	// Reconfigurable lets clients change the group's members through the
+	// log (docs/reconfiguration.md). Off, a reconfiguration request is
+	// refused and nothing changes: the caller's transport must route
+	// messages by member name (Envelope.Member) and stop a replica that has
+	// left before it turns this on.
+	Reconfigurable bool
 	// Joining says that the replica was started, with no state, to join the
 	// group in a reconfiguration whose new configuration is Members: it
 	// waits for StartEpoch from a member of that epoch, fetches the state,

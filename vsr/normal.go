@@ -86,7 +86,11 @@ func (r *Replica) appendRequest(m *messages.Request) {
 		return
 	}
 	if m.Reconfigure != nil {
-		if err := r.checkReconfiguration(m.Reconfigure.Members); err != nil {
+		err := r.checkReconfiguration(m.Reconfigure.Members)
+		if !r.cfg.Reconfigurable {
+			err = ErrNotReconfigurable
+		}
+		if err != nil {
 			r.reply(m.ReplyTo, &messages.Reply{View: r.viewNumber, ClientId: m.ClientId,
 				RequestNumber: m.RequestNumber, Error: messages.ReplyError_REPLY_ERROR_INVALID_REQUEST,
 				Result: []byte(err.Error())})

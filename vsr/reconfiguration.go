@@ -77,6 +77,7 @@ func (r *Replica) pastMembers(e uint64) []string {
 
 // Errors a reconfiguration request is refused with (in the reply's result).
 var (
+	ErrNotReconfigurable = errors.New("this group does not take reconfigurations (Config.Reconfigurable is off)")
 	ErrSameConfiguration = errors.New("the new configuration is the current one")
 	ErrNewMajority       = errors.New("new members must be a minority of the new configuration: replace or add members a few at a time")
 )

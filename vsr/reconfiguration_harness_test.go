@@ -77,7 +77,7 @@ func (g *group) start(name string, members []string, index int, joining bool) {
 	g.seed++
 	store := kv.NewStore()
 	cfg := Config{ClusterID: testCluster, ReplicaCount: len(members), ReplicaIndex: index,
-		Members: members, StateMachine: store, Seed: g.seed, Joining: joining, JitterTicks: -1}
+		Members: members, StateMachine: store, Seed: g.seed, Joining: joining, JitterTicks: -1, Reconfigurable: true}
 	for _, o := range g.opts {
 		o(&cfg)
 	}

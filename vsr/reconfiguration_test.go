@@ -327,3 +327,17 @@ func TestReconfiguration_RecoveryLearnsTheEpoch(t *testing.T) {
 	g.requireEpoch(1, "a", "b", "c", "d", "e")
 	assert.Equal(t, "v2", g.value("c", "k"))
 }
+
+// A group that was not configured for reconfiguration refuses one, whoever
+// asks, and nothing changes: its transport could not route the new epoch.
+func TestReconfiguration_RefusedUnlessTheGroupTakesThem(t *testing.T) {
+	g := newGroupWith(t, []func(*Config){func(c *Config) { c.Reconfigurable = false }}, "a", "b", "c")
+	g.register()
+	rep := g.reconfigure(2, "a", "b", "d")
+	require.NotNil(t, rep)
+	assert.Equal(t, messages.ReplyError_REPLY_ERROR_INVALID_REQUEST, rep.Error)
+	assert.Contains(t, string(rep.Result), "Reconfigurable")
+	g.run(DefaultHeartbeatTicks)
+	assert.Equal(t, uint64(0), g.r("a").Epoch())
+	assert.Equal(t, uint64(1), g.r("a").OpNumber(), "only the registration is in the log")
+}
