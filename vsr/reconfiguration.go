@@ -152,15 +152,9 @@ func (r *Replica) enterEpoch(epoch uint64, members []string, index int) {
 // name: it takes no part in any epoch any more, and waits only until a quorum
 // of the new configuration holds the state (see onEpochStarted).
 func (r *Replica) becomeLeaving() {
-	r.status = StatusLeaving
-	r.primary = primaryState{}
-	r.viewChange.reset()
-	r.probe = probeState{}
-	r.syncing = false
+	r.dropRole(StatusLeaving)
 	r.catchUp = catchUpState{}
 	r.fetch = fetchState{}
-	r.election.stop()
-	r.clientTable.clearInProgress()
 	r.sendStartEpochs()
 }
 
@@ -204,7 +198,14 @@ func (r *Replica) sendHeartbeatCommits() {
 // becomeJoining makes the replica a member that fetches the state its epoch
 // began with, holding no role until it has it.
 func (r *Replica) becomeJoining() {
-	r.status = StatusJoining
+	r.dropRole(StatusJoining)
+}
+
+// dropRole puts the replica in a status that holds no role in any view
+// (joining, leaving, recovering): no primary's state, no vote, no probe, no
+// election timer, no requests in progress.
+func (r *Replica) dropRole(s Status) {
+	r.status = s
 	r.primary = primaryState{}
 	r.viewChange.reset()
 	r.probe = probeState{}

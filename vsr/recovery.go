@@ -23,15 +23,9 @@ type recoveryState struct {
 // Recovery message goes out on the first heartbeat (the next Tick) and again
 // on every heartbeat until enough replicas answer.
 func (r *Replica) startRecovery() {
-	r.status = StatusRecovering
-	r.primary = primaryState{}
-	r.viewChange.reset()
-	r.probe = probeState{}
-	r.syncing = false
-	r.clientTable.clearInProgress()
+	r.dropRole(StatusRecovering)
 	r.recovery = recoveryState{nonce: r.rng.next(), responses: map[int]*messages.RecoveryResponse{}}
 	r.heartbeat.start(1)
-	r.election.stop()
 }
 
 func (r *Replica) broadcastRecovery() {
