@@ -49,8 +49,17 @@ var (
 type ClientConfig struct {
 	// ClusterID must match the group's.
 	ClusterID uint64
-	// Replicas maps replica index to PID.
+	// Replicas maps replica index to PID. It may be nil when Resolve is
+	// set.
 	Replicas []*actor.PID
+	// Members names the replicas of the configuration the client starts
+	// with, in index order (vsr.ClientConfig.Members). With Resolve, the
+	// client sends by name, and follows the group through reconfigurations:
+	// it learns each new configuration from the replies.
+	Members []string
+	// Resolve, if set, finds the actor of the member named name. It must be
+	// cheap and must not block; nil for a name it cannot place.
+	Resolve func(name string) *actor.PID
 	// Sessions is how many requests the client can have in flight at once
 	// (default 1). Each session is a client actor with its own client ID
 	// and request numbers: VR allows one outstanding request per client ID.
@@ -78,8 +87,14 @@ const clientTickInterval = 25 * time.Millisecond
 
 // NewClient spawns the client's sessions in system.
 func NewClient(system *actor.ActorSystem, cfg ClientConfig) (*Client, error) {
-	if len(cfg.Replicas) == 0 || len(cfg.Replicas)%2 == 0 {
+	if cfg.Resolve != nil && cfg.Replicas == nil {
+		if len(cfg.Members) == 0 || len(cfg.Members)%2 == 0 {
+			return nil, fmt.Errorf("vsr: client needs an odd number of members, got %d", len(cfg.Members))
+		}
+	} else if len(cfg.Replicas) == 0 || len(cfg.Replicas)%2 == 0 {
 		return nil, fmt.Errorf("vsr: client needs an odd number of replicas, got %d", len(cfg.Replicas))
+	} else if cfg.Members != nil && len(cfg.Members) != len(cfg.Replicas) {
+		return nil, fmt.Errorf("vsr: client has %d member names for %d replicas", len(cfg.Members), len(cfg.Replicas))
 	}
 	if cfg.Sessions <= 0 {
 		cfg.Sessions = 1
@@ -120,10 +135,31 @@ func (c *Client) ReadStale(ctx context.Context, op []byte) ([]byte, error) {
 	return c.call(ctx, op, messages.ReadMode_READ_MODE_STALE)
 }
 
+// Reconfigure asks the group to change its members to members (names in
+// index order): executed at most once, through the log, like a write. It
+// returns once the group committed the change, or with an error wrapping
+// ErrRejected and the group's reason when the group refused it (a bad
+// configuration, one that adds a majority of new members, another change
+// under way, a group that does not take changes). See
+// docs/reconfiguration.md for what the group needs first: the new members
+// started to join.
+func (c *Client) Reconfigure(ctx context.Context, members []string) error {
+	if len(members) == 0 {
+		return fmt.Errorf("%w: empty configuration", ErrRejected)
+	}
+	_, err := c.submit(ctx, &call{members: members})
+	return err
+}
+
 func (c *Client) call(ctx context.Context, op []byte, mode messages.ReadMode) ([]byte, error) {
 	if len(op) == 0 {
 		return nil, fmt.Errorf("%w: empty operation", ErrRejected)
 	}
+	return c.submit(ctx, &call{op: op, mode: mode})
+}
+
+// submit hands m to a free session and waits for its result.
+func (c *Client) submit(ctx context.Context, m *call) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -139,7 +175,8 @@ func (c *Client) call(ctx context.Context, op []byte, mode messages.ReadMode) ([
 	}
 	defer func() { c.sessions <- pid }()
 	done := make(chan callResult, 1)
-	cl := &call{op: op, mode: mode, done: done}
+	cl := m
+	cl.done = done
 	c.system.Root.Send(pid, cl)
 	select {
 	case r := <-done:
@@ -182,7 +219,9 @@ func (c *Client) Close() {
 type call struct {
 	op   []byte
 	mode messages.ReadMode
-	done chan callResult
+	// members, if set, makes the call a reconfiguration to these members.
+	members []string
+	done    chan callResult
 }
 
 type callResult struct {
@@ -304,7 +343,7 @@ func (a *clientActor) onDeadLetter(ctx actor.Context) {
 	if a.pending == nil || a.probe != nil {
 		return
 	}
-	n := len(a.cfg.Replicas)
+	n := len(a.core.Members())
 	p := &probe{id: generations.Add(1), senders: make([]*actor.PID, n), sent: make([]int, n), noActor: make([]int, n)}
 	for j := range p.senders {
 		f := &bounceForwarder{probe: p.id, replica: j}
@@ -351,7 +390,7 @@ func (a *clientActor) endProbe(ctx actor.Context) {
 func (a *clientActor) start(ctx actor.Context) {
 	self := ctx.Self()
 	core, err := vsr.NewClient(vsr.ClientConfig{
-		ClusterID: a.cfg.ClusterID, ClientID: a.id, ReplicaCount: len(a.cfg.Replicas),
+		ClusterID: a.cfg.ClusterID, ClientID: a.id, ReplicaCount: a.cfg.replicaCount(), Members: a.cfg.Members,
 		ReplyTo:    &messages.ClientAddress{Address: self.Address, Id: self.Id},
 		RetryTicks: max(1, int(a.cfg.RetryInterval/clientTickInterval)),
 	})
@@ -368,7 +407,13 @@ func (a *clientActor) submit(ctx actor.Context, m *call) {
 		m.done <- callResult{err: vsr.ErrRequestInFlight}
 		return
 	}
-	out, err := a.core.Submit(m.op, m.mode)
+	var out vsr.ClientOutput
+	var err error
+	if m.members != nil {
+		out, err = a.core.Reconfigure(m.members)
+	} else {
+		out, err = a.core.Submit(m.op, m.mode)
+	}
 	if err != nil {
 		m.done <- callResult{err: fmt.Errorf("%w: %w", ErrRejected, err)}
 		return
@@ -383,13 +428,28 @@ func (a *clientActor) submit(ctx actor.Context, m *call) {
 // sender, or during a probe with the probe's sender for that replica.
 func (a *clientActor) send(ctx actor.Context, out vsr.ClientOutput) {
 	for _, env := range out.Messages {
-		if p := a.probe; p != nil {
-			p.sent[env.To]++
-			ctx.RequestWithCustomSender(a.cfg.Replicas[env.To], env.Msg, p.senders[env.To])
+		to := a.target(env)
+		if to == nil {
 			continue
 		}
-		ctx.Request(a.cfg.Replicas[env.To], env.Msg)
+		if p := a.probe; p != nil && env.To >= 0 && env.To < len(p.sent) {
+			p.sent[env.To]++
+			ctx.RequestWithCustomSender(to, env.Msg, p.senders[env.To])
+			continue
+		}
+		ctx.Request(to, env.Msg)
 	}
+}
+
+// target is the actor an envelope of the client core goes to, or nil.
+func (a *clientActor) target(env vsr.Envelope) *actor.PID {
+	if a.cfg.Resolve != nil && env.Member != "" {
+		return a.cfg.Resolve(env.Member)
+	}
+	if env.To >= 0 && env.To < len(a.cfg.Replicas) {
+		return a.cfg.Replicas[env.To]
+	}
+	return nil
 }
 
 // scheduleTick starts the retry timer unless it is running.
@@ -412,7 +472,19 @@ func (a *clientActor) finish(ctx actor.Context, r callResult) {
 	a.endProbe(ctx)
 }
 
+// replicaCount is the size of the configuration the client starts with.
+func (c ClientConfig) replicaCount() int {
+	if c.Replicas == nil {
+		return len(c.Members)
+	}
+	return len(c.Replicas)
+}
+
 func resultOf(r *vsr.Result) callResult {
+	if r.Err != nil && len(r.Value) > 0 && errors.Is(r.Err, vsr.ErrInvalidRequest) {
+		// The group said why (a refused reconfiguration does).
+		return callResult{err: fmt.Errorf("%w: %w: %s", ErrRejected, r.Err, r.Value)}
+	}
 	if r.Err != nil {
 		return callResult{err: fmt.Errorf("%w: %w", ErrRejected, r.Err)}
 	}

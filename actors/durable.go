@@ -110,11 +110,8 @@ func (o outgoing) sendFrom(root *actor.RootContext, self *actor.PID) {
 func (a *replicaActor) allowedSends(out vsr.Output) []outgoing {
 	sends := make([]outgoing, 0, len(out.Messages)+len(out.Replies))
 	for _, env := range out.Messages {
-		if env.To >= 0 && env.To < len(a.cfg.Peers) {
-			to := a.cfg.Peers[env.To]
-			if a.allow(env.Msg, to) {
-				sends = append(sends, outgoing{to: to, msg: env.Msg})
-			}
+		if to := a.target(env); to != nil && a.allow(env.Msg, to) {
+			sends = append(sends, outgoing{to: to, msg: env.Msg})
 		}
 	}
 	for _, r := range out.Replies {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -37,8 +38,17 @@ type ReplicaConfig struct {
 	// (re)start.
 	NewStateMachine statemachine.Factory
 	// Peers maps replica index to PID; Peers[Core.ReplicaIndex] is this
-	// replica.
+	// replica. It is used when Resolve is nil, for a group whose members
+	// never change.
 	Peers []*actor.PID
+	// Resolve, if set, finds the actor of the member named name (a name of
+	// Core.Members, or of a configuration a reconfiguration brought): the
+	// replica then sends by member name and checks each message's sender
+	// against the member the message names, in the message's own epoch.
+	// A group that reconfigures (Core.Reconfigurable, Core.Joining) needs
+	// it, since an index names different members in different epochs. It
+	// must be cheap and must not block; nil for a name it cannot place.
+	Resolve func(name string) *actor.PID
 	// TickInterval is the length of one core tick (DefaultTickInterval if
 	// zero).
 	TickInterval time.Duration
@@ -83,6 +93,12 @@ type Event struct {
 	// Failed is set when the replica stopped for good because its storage
 	// failed: it acknowledged nothing that was not written.
 	Failed error
+	// Epoch is the replica's epoch, and Left is set on the last event of
+	// a replica that a reconfiguration removed from the group: a quorum
+	// of the new configuration holds the state, and the replica actor has
+	// stopped for good (docs/reconfiguration.md).
+	Epoch uint64
+	Left  bool
 }
 
 // ReplicaStatus answers a StatusQuery.
@@ -124,6 +140,10 @@ type ReplicaStatus struct {
 	// the difference over a window is the allocation cost of the work done
 	// in it.
 	Allocs, AllocBytes uint64
+	// Epoch is the replica's epoch and Members the names of its
+	// configuration, in index order.
+	Epoch   uint64
+	Members []string
 }
 
 // StatusQuery asks a replica actor for its ReplicaStatus (with Respond).
@@ -165,9 +185,10 @@ func NewReplicaProps(cfg ReplicaConfig) *actor.Props {
 		cfg.TickInterval = DefaultTickInterval
 	}
 	var instances atomic.Int64
+	memo := &membership{}
 	return actor.PropsFromProducer(func() actor.Actor {
 		n := instances.Add(1)
-		return &replicaActor{cfg: cfg, recovering: cfg.Core.Recovering || n > 1}
+		return &replicaActor{cfg: cfg, recovering: cfg.Core.Recovering || n > 1, memo: memo}
 	}, actor.WithDispatcher(dispatcher()))
 }
 
@@ -178,6 +199,7 @@ type replicaActor struct {
 	pending      []proto.Message
 	markerQueued bool
 	recovering   bool
+	memo         *membership
 	core         *vsr.Replica
 	sm           statemachine.StateMachine
 	timers       *scheduler.TimerScheduler
@@ -207,7 +229,7 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
 		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
-		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *stepBatch:
+		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *messages.StartEpoch, *messages.EpochStarted, *stepBatch:
 	default:
 		a.stepPending(ctx) // whatever comes next sees the messages before it
 	}
@@ -248,12 +270,12 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
 		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
-		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK:
+		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *messages.StartEpoch, *messages.EpochStarted:
 		pm := m.(proto.Message)
 		if a.cfg.DropInbound != nil && a.cfg.DropInbound(pm) {
 			return // fault injection: lost before it reached this replica
 		}
-		if a.core != nil && a.fromPeer(ctx, m.(replicaMessage)) {
+		if a.core != nil && a.fromPeer(ctx, pm) {
 			a.enqueue(ctx, pm)
 		}
 	}
@@ -265,15 +287,40 @@ type replicaMessage interface{ GetReplica() uint32 }
 // fromPeer checks that a replica message comes from the node of the replica
 // it names: a message that claims to be replica j's but was sent from
 // another address (a node outside the configuration, or one impersonating a
-// member) is dropped and counted. The core then checks the cluster ID and
-// the fields.
-func (a *replicaActor) fromPeer(ctx actor.Context, m replicaMessage) bool {
-	j, sender := int(m.GetReplica()), ctx.Sender()
+// member) is dropped and counted. With Resolve the name is the member the
+// core attributes the message to in its own epoch (vsr.Replica.SenderOf); a
+// message the core cannot attribute is passed on, as the core drops it
+// unread. The core then checks the cluster ID and the fields.
+func (a *replicaActor) fromPeer(ctx actor.Context, m proto.Message) bool {
+	sender := ctx.Sender()
+	if a.cfg.Resolve != nil {
+		name, known := a.core.SenderOf(m)
+		if !known {
+			return true
+		}
+		if pid := a.cfg.Resolve(name); pid != nil && sender != nil && sender.Address == pid.Address {
+			return true
+		}
+		a.foreign++
+		return false
+	}
+	j := int(m.(replicaMessage).GetReplica())
 	if j < len(a.cfg.Peers) && sender != nil && sender.Address == a.cfg.Peers[j].Address {
 		return true
 	}
 	a.foreign++
 	return false
+}
+
+// target is the actor an envelope of the core goes to, or nil.
+func (a *replicaActor) target(env vsr.Envelope) *actor.PID {
+	if a.cfg.Resolve != nil && env.Member != "" {
+		return a.cfg.Resolve(env.Member)
+	}
+	if env.To >= 0 && env.To < len(a.cfg.Peers) {
+		return a.cfg.Peers[env.To]
+	}
+	return nil
 }
 
 // PeerDown is a membership hint: the node at Address is known to be down
@@ -286,9 +333,18 @@ func (a *replicaActor) onPeerDown(ctx actor.Context, m *PeerDown) {
 	if a.core == nil {
 		return
 	}
-	for j, pid := range a.cfg.Peers {
-		if j != a.core.Index() && pid.Address == m.Address {
+	if a.cfg.Resolve == nil {
+		for j, pid := range a.cfg.Peers {
+			if j != a.core.Index() && pid.Address == m.Address {
+				a.carryOut(ctx, a.core.SuspectDown(j))
+			}
+		}
+		return
+	}
+	for j, name := range a.core.Members() {
+		if pid := a.cfg.Resolve(name); j != a.core.Index() && pid != nil && pid.Address == m.Address {
 			a.carryOut(ctx, a.core.SuspectDown(j))
+			return
 		}
 	}
 }
@@ -299,6 +355,7 @@ func (a *replicaActor) start(ctx actor.Context) {
 	a.sm = a.cfg.NewStateMachine()
 	cfg := a.cfg.Core
 	cfg.StateMachine, cfg.Seed, cfg.Recovering = a.sm, randomSeed(), a.recovering
+	cfg = a.memo.restartConfig(cfg, a.recovering)
 	a.gen = generations.Add(1)
 	var core *vsr.Replica
 	var err error
@@ -354,14 +411,14 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 	if a.persister != nil {
 		a.persist(ctx, out)
 		a.report(false)
+		if out.Left {
+			a.leave(ctx)
+		}
 		return
 	}
 	for _, env := range out.Messages {
-		if env.To >= 0 && env.To < len(a.cfg.Peers) {
-			to := a.cfg.Peers[env.To]
-			if a.allow(env.Msg, to) {
-				ctx.Request(to, env.Msg) // with this actor as sender: see fromPeer
-			}
+		if to := a.target(env); to != nil && a.allow(env.Msg, to) {
+			ctx.Request(to, env.Msg) // with this actor as sender: see fromPeer
 		}
 	}
 	for _, r := range out.Replies {
@@ -371,6 +428,9 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 		}
 	}
 	a.report(false)
+	if out.Left {
+		a.leave(ctx)
+	}
 }
 
 // allow checks an outgoing message against MaxMessageBytes and notes the
@@ -391,11 +451,12 @@ func (a *replicaActor) report(restarted bool) { a.reportStart(restarted, false) 
 
 // reportStart is report for an instance's first event.
 func (a *replicaActor) reportStart(restarted, fromDisk bool) {
+	a.memo.note(a.core)
 	if a.cfg.OnEvent == nil {
 		return
 	}
 	e := Event{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
-		Primary: a.core.IsPrimary(), Restarted: restarted, FromDisk: fromDisk}
+		Primary: a.core.IsPrimary(), Restarted: restarted, FromDisk: fromDisk, Epoch: a.core.Epoch()}
 	if restarted || fromDisk || e != a.last {
 		a.last = e
 		a.cfg.OnEvent(e)
@@ -493,7 +554,8 @@ func (a *replicaActor) status() ReplicaStatus {
 		CommitNumber: a.core.CommitNumber(), Primary: a.core.Primary(), Drops: a.core.Drops(), Foreign: a.foreign,
 		Oversized: a.oversized.Count(), LogBase: a.core.LogBase(), CheckpointOpNumber: a.core.CheckpointOpNumber(),
 		Sessions: a.core.Sessions(), LargestMessage: a.largest,
-		CheckpointsInstalled: installed, CheckpointFailures: failed}
+		CheckpointsInstalled: installed, CheckpointFailures: failed,
+		Epoch: a.core.Epoch(), Members: slices.Clone(a.core.Members())}
 }
 
 // proto converts the status for a remote asker.
@@ -504,7 +566,7 @@ func (s ReplicaStatus) proto() *StatusReply {
 		WrongCluster: s.Drops[vsr.DropWrongCluster], Oversized: s.Oversized, LogBase: s.LogBase,
 		CheckpointOpNumber: s.CheckpointOpNumber, Sessions: uint64(s.Sessions), LargestMessage: uint64(s.LargestMessage),
 		HeapInUse: s.HeapInUse, CheckpointsInstalled: s.CheckpointsInstalled, CheckpointFailures: s.CheckpointFailures,
-		Allocs: s.Allocs, AllocBytes: s.AllocBytes}
+		Allocs: s.Allocs, AllocBytes: s.AllocBytes, Epoch: s.Epoch, Members: s.Members}
 }
 
 // digestBytes is nil for a status asked without a digest, so that a remote

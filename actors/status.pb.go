@@ -118,8 +118,12 @@ type StatusReply struct {
 	// The hosting process's heap allocations since it started: objects and
 	// bytes (runtime/metrics /gc/heap/allocs). Cheap to read, without a
 	// collection; benchmarks take the difference over a window.
-	Allocs        uint64 `protobuf:"varint,20,opt,name=allocs,proto3" json:"allocs,omitempty"`
-	AllocBytes    uint64 `protobuf:"varint,21,opt,name=alloc_bytes,json=allocBytes,proto3" json:"alloc_bytes,omitempty"`
+	Allocs     uint64 `protobuf:"varint,20,opt,name=allocs,proto3" json:"allocs,omitempty"`
+	AllocBytes uint64 `protobuf:"varint,21,opt,name=alloc_bytes,json=allocBytes,proto3" json:"alloc_bytes,omitempty"`
+	// The replica's epoch (how many reconfigurations the group committed)
+	// and the members of its configuration, in index order.
+	Epoch         uint64   `protobuf:"varint,22,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Members       []string `protobuf:"bytes,23,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,6 +305,20 @@ func (x *StatusReply) GetAllocBytes() uint64 {
 	return 0
 }
 
+func (x *StatusReply) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *StatusReply) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_status_proto protoreflect.FileDescriptor
 
 const file_status_proto_rawDesc = "" +
@@ -311,7 +329,7 @@ const file_status_proto_rawDesc = "" +
 	"\vwith_digest\x18\x01 \x01(\bR\n" +
 	"withDigest\x12\x1f\n" +
 	"\vwith_memory\x18\x02 \x01(\bR\n" +
-	"withMemory\"\xb9\x05\n" +
+	"withMemory\"\xe9\x05\n" +
 	"\vStatusReply\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\rR\areplica\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
@@ -335,7 +353,9 @@ const file_status_proto_rawDesc = "" +
 	"\x13checkpoint_failures\x18\x13 \x01(\x04R\x12checkpointFailures\x12\x16\n" +
 	"\x06allocs\x18\x14 \x01(\x04R\x06allocs\x12\x1f\n" +
 	"\valloc_bytes\x18\x15 \x01(\x04R\n" +
-	"allocBytesB\x1dZ\x1bgithub.com/vsrgo/vsr/actorsb\x06proto3"
+	"allocBytes\x12\x14\n" +
+	"\x05epoch\x18\x16 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\amembers\x18\x17 \x03(\tR\amembersB\x1dZ\x1bgithub.com/vsrgo/vsr/actorsb\x06proto3"
 
 var (
 	file_status_proto_rawDescOnce sync.Once

@@ -3,6 +3,8 @@ package vsr
 import (
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vsrgo/vsr/messages"
 )
 
@@ -374,4 +376,43 @@ func (r *Replica) markStarted(j int) {
 	if j >= 0 && j < len(r.change.started) {
 		r.change.started[j] = true
 	}
+}
+
+// SenderOf names the member that replica message m says it comes from, as
+// this replica would attribute it, so that a transport can check the name
+// against the address the message arrived from before the replica acts on
+// it. A StartEpoch names its sender in the configuration it carries; any
+// other message by its (epoch, replica) pair, in the current configuration,
+// the one being joined or left, or a recent past one. known is false when
+// the replica cannot attribute m (an epoch it has not heard of, an index
+// past the configuration's end, a message that is not a replica's): it then
+// acts on m in no way, and drops it if stepped. SenderOf changes nothing.
+func (r *Replica) SenderOf(m proto.Message) (name string, known bool) {
+	var members []string
+	var j uint32
+	switch m := m.(type) {
+	case *messages.StartEpoch:
+		name = startEpochSender(m)
+		return name, name != ""
+	case *messages.EpochStarted:
+		j = m.Replica
+		switch {
+		case m.Epoch == r.epoch:
+			members = r.members
+		case r.status == StatusLeaving && m.Epoch == r.change.nextEpoch:
+			members = r.change.next
+		}
+	case replicaMessage:
+		j = m.GetReplica()
+		switch e := m.GetEpoch(); {
+		case e == r.epoch:
+			members = r.members
+		case e < r.epoch:
+			members = r.pastMembers(e)
+		}
+	}
+	if int(j) >= len(members) {
+		return "", false
+	}
+	return members[j], true
 }
