@@ -99,6 +99,17 @@ type Event struct {
 	// stopped for good (docs/reconfiguration.md).
 	Epoch uint64
 	Left  bool
+	// Members is the configuration of Epoch, in index order (shared: do
+	// not modify it).
+	Members []string
+}
+
+// same reports whether e and o say the same, members aside: they change
+// only with the epoch.
+func (e Event) same(o Event) bool {
+	return e.Replica == o.Replica && e.Status == o.Status && e.View == o.View && e.Primary == o.Primary &&
+		e.Restarted == o.Restarted && e.FromDisk == o.FromDisk && e.Failed == o.Failed && e.Epoch == o.Epoch &&
+		e.Left == o.Left
 }
 
 // ReplicaStatus answers a StatusQuery.
@@ -456,8 +467,9 @@ func (a *replicaActor) reportStart(restarted, fromDisk bool) {
 		return
 	}
 	e := Event{Replica: a.core.Index(), Status: a.core.Status(), View: a.core.View(),
-		Primary: a.core.IsPrimary(), Restarted: restarted, FromDisk: fromDisk, Epoch: a.core.Epoch()}
-	if restarted || fromDisk || e != a.last {
+		Primary: a.core.IsPrimary(), Restarted: restarted, FromDisk: fromDisk, Epoch: a.core.Epoch(),
+		Members: a.core.Members()}
+	if restarted || fromDisk || !e.same(a.last) {
 		a.last = e
 		a.cfg.OnEvent(e)
 	}

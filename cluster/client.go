@@ -49,8 +49,8 @@ func NewClient(c Config, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	inner, err := actors.NewClient(system, actors.ClientConfig{ClusterID: c.ClusterID, Replicas: c.PeerPIDs(),
-		Sessions: opts.Sessions, RetryInterval: opts.RetryInterval})
+	inner, err := actors.NewClient(system, actors.ClientConfig{ClusterID: c.ClusterID, Members: c.Replicas,
+		Resolve: Resolve, Sessions: opts.Sessions, RetryInterval: opts.RetryInterval})
 	if err != nil {
 		r.Shutdown(false)
 		return nil, err

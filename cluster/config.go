@@ -23,8 +23,15 @@ import (
 type Config struct {
 	// ClusterID names the group; messages of other groups are dropped.
 	ClusterID uint64 `json:"cluster_id"`
-	// Replicas lists each replica's host:port, by index.
+	// Replicas lists each replica's host:port, by index: the members of
+	// the group's configuration in epoch Epoch. A member's address is its
+	// name.
 	Replicas []string `json:"replicas"`
+	// Epoch is the epoch whose configuration Replicas is: 0 for a new
+	// group, and after each reconfiguration one more (`vsr admin
+	// reconfigure` prints the next configuration file). Nodes started to
+	// join or to recover use it; clients learn later ones from replies.
+	Epoch uint64 `json:"epoch,omitempty"`
 	// TLS, if set, makes every connection mutual TLS.
 	TLS *TLSFiles `json:"tls,omitempty"`
 	// Tick is the core's tick (default 10ms).

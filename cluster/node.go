@@ -23,15 +23,23 @@ import (
 	"github.com/vsrgo/vsr/vsr"
 )
 
-// supervisorName is the name of the supervisor on every node, so replica j
-// is actor ReplicaID(supervisorName, j) at address Replicas[j].
+// supervisorName is the name of the supervisor on every node, and
+// replicaActorID the ID of the one replica a node hosts, whatever its index:
+// an index names different members in different epochs, so a member is
+// reached by its address alone (see Resolve).
 const supervisorName = "vsr"
+
+var replicaActorID = supervisor.ReplicaID(supervisorName, 0)
+
+// Resolve finds the replica actor of the member named name: a member's name
+// is the address of its node.
+func Resolve(name string) *actor.PID { return actor.NewPID(name, replicaActorID) }
 
 // PeerPIDs returns the PID of every replica of c.
 func (c Config) PeerPIDs() []*actor.PID {
 	pids := make([]*actor.PID, len(c.Replicas))
 	for j, a := range c.Replicas {
-		pids[j] = actor.NewPID(a, supervisor.ReplicaID(supervisorName, j))
+		pids[j] = Resolve(a)
 	}
 	return pids
 }
@@ -55,10 +63,17 @@ type NodeConfig struct {
 	Memory bool
 	// Recover says that this node's data directory was lost (a replaced
 	// disk, a new machine): if it is empty, the node runs VR recovery from
-	// its peers instead of joining as a new member. Without it an empty
-	// directory means a new member of a new group. It changes nothing for
-	// a directory that holds data.
+	// its peers, in the epoch of Config, instead of joining as a new member.
+	// Without it an empty directory means a new member of a new group. It
+	// changes nothing for a directory that holds data.
 	Recover bool
+	// Join says that the node, with an empty data directory, is a new
+	// member of a reconfiguration to Replicas: it waits for the group to
+	// commit that configuration, fetches the state, and only then takes
+	// part (docs/reconfiguration.md). It changes nothing for a directory
+	// that holds data: a node always comes back as what it was first
+	// started as.
+	Join bool
 	// NewStateMachine makes the replica's state machine.
 	NewStateMachine statemachine.Factory
 	// Logger gets the node's log, Proto.Actor's included (nothing if nil).
@@ -79,6 +94,10 @@ type Node struct {
 	sup    *supervisor.Supervisor
 	sub    *eventstream.Subscription
 	self   *actor.PID
+	// record is how the node was first started (nodefile.go); with
+	// Memory it also follows the configurations the replica takes part in.
+	record *nodeRecord
+	recMu  sync.Mutex
 	// stopOnce makes Stop idempotent; stopErr is the first Stop's result.
 	stopOnce sync.Once
 	stopErr  error
@@ -112,17 +131,14 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.NewStateMachine == nil {
 		return nil, vsr.ErrNoStateMachine
 	}
+	if cfg.Join && cfg.Recover {
+		return nil, fmt.Errorf("%w: -join starts a new member and -recover a member that lost its disk: give one", ErrConfig)
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = fmt.Sprintf("vsr-data-%d-%d", cfg.ClusterID, cfg.Index)
 	}
-	recovering := cfg.Recover
-	var openStore func() (storage.Store, error)
-	var err error
-	if cfg.Memory {
-		if recovering, err = joinedBefore(cfg.DataDir, cfg.ClusterID); err != nil {
-			return nil, err
-		}
-	} else if openStore, err = checkDataDir(cfg.DataDir, cfg.storageIdentity()); err != nil {
+	st, err := cfg.startState()
+	if err != nil {
 		return nil, err
 	}
 	system, logger := actors.NewActorSystem(cfg.Logger)
@@ -134,32 +150,31 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, system: system, remote: r}
-	peers := cfg.PeerPIDs()
+	n := &Node{cfg: cfg, system: system, remote: r, record: st.record}
 	// The transport's limits were computed from the same
 	// History.MaxMessageBytes (see TransportMessageBytes).
-	core := cfg.History.Apply(vsr.Config{ClusterID: cfg.ClusterID, ReplicaCount: len(cfg.Replicas),
-		ReplicaIndex: cfg.Index, Recovering: recovering})
-	props := make([]*actor.Props, len(cfg.Replicas))
-	props[cfg.Index] = actors.NewReplicaProps(actors.ReplicaConfig{
-		Core: core, NewStateMachine: cfg.NewStateMachine, Peers: peers,
-		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: cfg.OnEvent, OpenStore: openStore,
-	})
+	props := []*actor.Props{actors.NewReplicaProps(actors.ReplicaConfig{
+		Core: cfg.History.Apply(st.core), NewStateMachine: cfg.NewStateMachine, Resolve: Resolve,
+		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: n.onEvent, OpenStore: st.openStore,
+	})}
 	if n.sup, err = supervisor.StartSupervisor(system, supervisorName, props, 0, 0); err != nil {
 		_ = n.Stop() // the start's error is the one to report
 		return nil, err
 	}
-	if err := n.sup.Spawn(cfg.Index); err != nil {
+	if err := n.sup.Spawn(0); err != nil {
 		_ = n.Stop()
 		return nil, err
 	}
-	if cfg.Memory && !recovering {
-		if err := markJoined(cfg.DataDir, cfg.ClusterID); err != nil {
+	if st.fresh {
+		n.recMu.Lock()
+		err := n.record.write(cfg.DataDir)
+		n.recMu.Unlock()
+		if err != nil {
 			_ = n.Stop()
-			return nil, err
+			return nil, fmt.Errorf("vsr: writing %s: %w", cfg.DataDir, err)
 		}
 	}
-	n.self = system.NewLocalPID(supervisor.ReplicaID(supervisorName, cfg.Index))
+	n.self = system.NewLocalPID(replicaActorID)
 	// Membership hint: when the transport loses a peer's endpoint, tell the
 	// replica, so that a lost primary is replaced at once rather than after
 	// the inactivity timeout. Remoting does not re-arm watches after a
@@ -243,11 +258,6 @@ func (n *Node) Stop() error {
 		n.system.Shutdown()
 	})
 	return n.stopErr
-}
-
-// storageIdentity is what the node's data directory must belong to.
-func (cfg NodeConfig) storageIdentity() storage.Identity {
-	return storage.Identity{ClusterID: cfg.ClusterID, ReplicaIndex: cfg.Index, ReplicaCount: len(cfg.Replicas)}
 }
 
 // checkDataDir opens the data directory once, so that a directory of

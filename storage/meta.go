@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"path/filepath"
+	"strings"
 )
 
 // The meta file, vsr.meta, names the directory's owner. It is written once,
@@ -90,6 +91,8 @@ func openDir(fsys FS, dir string, id Identity) error {
 	hasMeta, hasMetaTmp := false, false
 	for _, n := range names {
 		switch {
+		case strings.HasPrefix(n, OwnerFile):
+			// The user's (see OwnerFile).
 		case n == metaName:
 			hasMeta = true
 		case n == metaName+tmpSuffix:

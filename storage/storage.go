@@ -26,6 +26,13 @@ import (
 // version 1 directory, which has none, would otherwise load as damaged.
 const FormatVersion = 2
 
+// OwnerFile is the name of a file that the store's user may keep in the data
+// directory, with its temporary files (names that begin with it): a
+// FileStore never reads, writes or removes it, and it counts as neither the
+// store's file nor a foreign one. The cluster layer keeps there how its node
+// was first started.
+const OwnerFile = "vsr.owner"
+
 // Identity names the replica a data directory belongs to. It is written
 // when the directory is created and checked at every open: a directory of
 // another cluster, another replica index or another group size is refused

@@ -51,8 +51,8 @@ type DurableState struct {
 // follow it.
 var ErrDurableState = errors.New("vsr: durable state is inconsistent")
 
-// Restart makes a replica from its durable state. cfg.Recovering is
-// ignored: Restart decides. The state machine must be new and empty.
+// Restart makes a replica from its durable state. cfg.Recovering and
+// cfg.Epoch are ignored: Restart decides. The state machine must be new and empty.
 //
 // With an intact disk the replica comes back normal in its view if it was
 // normal there, or in view-change status in its view otherwise. With a
@@ -66,7 +66,8 @@ var ErrDurableState = errors.New("vsr: durable state is inconsistent")
 // replica takes any step: for a recovering replica, that it is recovering
 // and that its log ends at its commit number.
 func Restart(cfg Config, d DurableState) (*Replica, Output, error) {
-	cfg.Recovering = false
+	// The epoch, like whether it recovers, comes from the durable state.
+	cfg.Recovering, cfg.Epoch = false, 0
 	r, err := newReplica(cfg)
 	if err != nil {
 		return nil, Output{}, err
