@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/vsrgo/vsr/actors"
@@ -109,6 +110,7 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 
 func printStatus(st []*actors.StatusReply, cfg cluster.Config, digest bool, w io.Writer) int {
 	code := 0
+	defer printMembers(st, w)
 	for j, s := range st {
 		if s == nil {
 			fmt.Fprintf(w, "replica %d  %-21s  down or unreachable\n", j, cfg.Replicas[j])
@@ -123,8 +125,23 @@ func printStatus(st []*actors.StatusReply, cfg cluster.Config, digest bool, w io
 		if digest && len(s.Digest) >= 6 {
 			state = fmt.Sprintf("  state %x", s.Digest[:6])
 		}
-		fmt.Fprintf(w, "replica %d  %-21s  %-11s %-7s view %d  op %d  commit %d%s  dropped %d\n",
-			j, cfg.Replicas[j], s.Status, role, s.View, s.OpNumber, s.CommitNumber, state, s.Dropped+s.Foreign)
+		fmt.Fprintf(w, "replica %d  %-21s  %-11s %-7s epoch %d  view %d  op %d  commit %d%s  dropped %d\n",
+			j, cfg.Replicas[j], s.Status, role, s.Epoch, s.View, s.OpNumber, s.CommitNumber, state, s.Dropped+s.Foreign)
 	}
 	return code
+}
+
+// printMembers names the configuration of the latest epoch any replica
+// reported: after a reconfiguration, the addresses asked may not be the
+// members any more.
+func printMembers(st []*actors.StatusReply, w io.Writer) {
+	var latest *actors.StatusReply
+	for _, s := range st {
+		if s != nil && len(s.Members) > 0 && (latest == nil || s.Epoch > latest.Epoch) {
+			latest = s
+		}
+	}
+	if latest != nil {
+		fmt.Fprintf(w, "epoch %d members: %s\n", latest.Epoch, strings.Join(latest.Members, ", "))
+	}
 }

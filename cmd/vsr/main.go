@@ -3,6 +3,7 @@
 //	vsr demo   a replicated group in one process surviving the loss of its primary
 //	vsr node   run one replica of a group across machines
 //	vsr client put/get/cas/status against a group by address
+//	vsr admin  reconfigure a running group: replace, add or remove members
 //	vsr certs  make a test CA and certificates for mutual TLS
 //	vsr sim    run the deterministic simulator over many seeds
 //	vsr bench  throughput and latency of a group, by address or in this process
@@ -24,6 +25,8 @@ commands:
           change and the recovery, check that nothing acknowledged was lost
   node    run one replica of a group, one per machine (vsr node -h)
   client  put, get, cas and status against a group by address (vsr client -h)
+  admin   reconfigure a running group: replace, add or remove members
+          (vsr admin reconfigure -h)
   certs   make a test CA and certificates for mutual TLS (vsr certs -h)
   sim     run the deterministic simulator: seeded faults, safety and
           linearizability checks (vsr sim -h for flags)
@@ -60,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return failoverCommand(args[1:], stdout, stderr)
 	case "certs":
 		return certsCommand(args[1:], stdout, stderr)
+	case "admin":
+		return adminCommand(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

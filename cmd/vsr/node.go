@@ -54,6 +54,7 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "directory for the replica's log and checkpoints (default vsr-data-<cluster>-<index>)")
 	memory := fs.Bool("memory", false, "keep the replica's state in memory only (a restart recovers from peers; losing more than f nodes at once loses data)")
 	recoverFlag := fs.Bool("recover", false, "the data directory was lost: on an empty directory, recover from the peers instead of joining as a new member")
+	join := fs.Bool("join", false, "start, on an empty directory, as a new member of the configuration given: it takes part once the group commits that configuration (vsr admin reconfigure)")
 	verbose := fs.Bool("verbose", false, "log Proto.Actor's own messages (at INFO) to stderr")
 	noHints := fs.Bool("no-hints", false, "detect a lost primary by the inactivity timeout only, not by the transport's endpoint events")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) at host:port, e.g. 127.0.0.1:6060; keep it off public interfaces")
@@ -77,16 +78,23 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
 	failed := make(chan error, 1)
+	left := make(chan actors.Event, 1)
 	node, err := cluster.StartNode(cluster.NodeConfig{
 		Config: cfg, Index: *index, Listen: *listen, DataDir: *dataDir, Memory: *memory, Recover: *recoverFlag,
-		NewStateMachine: kv.New, Logger: logger, DisableHints: *noHints,
+		Join: *join, NewStateMachine: kv.New, Logger: logger, DisableHints: *noHints,
 		OnEvent: func(e actors.Event) {
-			if e.Failed != nil {
+			switch {
+			case e.Failed != nil:
 				select {
 				case failed <- e.Failed:
 				default:
 				}
 				return
+			case e.Left:
+				select {
+				case left <- e:
+				default:
+				}
 			}
 			say("%s", describeEvent(e))
 		},
@@ -114,6 +122,12 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vsr node: %v\n", err)
 		_ = node.Stop()
 		return 1
+	case <-left:
+		// Removed from the group: the new configuration holds the state,
+		// and this node has nothing left to do. It is not a failure (a
+		// service manager must not restart it), so the exit status is 0.
+		fmt.Fprintf(stderr, "vsr node: %s is not a member of the group any more: it was removed by a reconfiguration\n",
+			cfg.Replicas[*index])
 	}
 	say("stopping")
 	if err := node.Stop(); err != nil {
@@ -125,6 +139,15 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 
 func describeEvent(e actors.Event) string {
 	switch {
+	case e.Left:
+		return fmt.Sprintf("replica left the group: the reconfiguration that ended epoch %d removed it, and the new members hold the state; stopping",
+			e.Epoch)
+	case e.Status == vsr.StatusJoining && e.Epoch == 0:
+		return "replica waits to join: it takes part once the group commits its configuration and it holds the state"
+	case e.Status == vsr.StatusJoining:
+		return fmt.Sprintf("replica joins epoch %d: fetching the state", e.Epoch)
+	case e.Status == vsr.StatusLeaving:
+		return fmt.Sprintf("replica is leaving: the reconfiguration that ended epoch %d removed it; it stops once the new members hold the state", e.Epoch)
 	case e.Restarted:
 		return fmt.Sprintf("replica %d restarted without its state: recovering from its peers", e.Replica)
 	case e.FromDisk && e.Status == vsr.StatusRecovering:
@@ -132,11 +155,19 @@ func describeEvent(e actors.Event) string {
 	case e.FromDisk:
 		return fmt.Sprintf("replica %d restarted from disk: %s in view %d", e.Replica, e.Status, e.View)
 	case e.Status == vsr.StatusNormal && e.Primary:
-		return fmt.Sprintf("replica %d is the primary of view %d", e.Replica, e.View)
+		return fmt.Sprintf("replica %d is the primary of view %d%s", e.Replica, e.View, inEpoch(e.Epoch))
 	case e.Status == vsr.StatusNormal:
-		return fmt.Sprintf("replica %d is a backup in view %d", e.Replica, e.View)
+		return fmt.Sprintf("replica %d is a backup in view %d%s", e.Replica, e.View, inEpoch(e.Epoch))
 	case e.Status == vsr.StatusViewChange:
 		return fmt.Sprintf("replica %d starts a view change to view %d", e.Replica, e.View)
 	}
 	return fmt.Sprintf("replica %d is %s in view %d", e.Replica, e.Status, e.View)
+}
+
+// inEpoch names an epoch after the first.
+func inEpoch(e uint64) string {
+	if e == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" of epoch %d", e)
 }
