@@ -27,6 +27,9 @@ type workload struct {
 	start   time.Time
 	mu      sync.Mutex
 	errs    []error
+	// lastOK is when the latest operation completed, and maxGap the
+	// longest time between two completions, in ns since start.
+	lastOK, maxGap int64
 }
 
 func (w *workload) now() int64 { return int64(time.Since(w.start)) }
@@ -93,8 +96,12 @@ func (w *workload) complete(id int, res []byte, err error) *kv.Result {
 		w.mu.Unlock()
 		return nil
 	}
-	w.history.Complete(id, sim.Output{Found: r.Found, Value: string(r.Value), Swapped: r.Swapped}, w.now())
+	now := w.now()
+	w.history.Complete(id, sim.Output{Found: r.Found, Value: string(r.Value), Swapped: r.Swapped}, now)
 	w.ok.Add(1)
+	w.mu.Lock()
+	w.maxGap, w.lastOK = max(w.maxGap, now-w.lastOK), max(w.lastOK, now)
+	w.mu.Unlock()
 	return r
 }
 
@@ -105,6 +112,14 @@ func (w *workload) check(t *testing.T) {
 	ok, result, _ := w.history.Check(60 * time.Second)
 	require.True(t, ok, "the client history is not linearizable (checker: %s)", result)
 	t.Logf("history: %d operations completed, %d with unknown outcome", w.ok.Load(), w.unknown.Load())
+}
+
+// longestGap is the longest time no operation completed, from the first
+// completion on.
+func (w *workload) longestGap() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Duration(w.maxGap)
 }
 
 // primaryOf returns the index of the replica that reports itself normal and
