@@ -368,3 +368,40 @@ func TestSecondStoreOnOneDirectoryIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTheOwnersFileIsLeftAlone: a directory that holds the user's owner file
+// (OwnerFile, and its temporary file) before the store is made is still
+// taken as empty and initialised, and the store never reads, changes or
+// removes the file, through writes, a checkpoint, a reopen and a load.
+func TestTheOwnersFileIsLeftAlone(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	owner := map[string]string{OwnerFile: "the user's", OwnerFile + ".tmp": "half written"}
+	for n, content := range owner {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		s, err := Open(OSFS{}, dir, testID, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Load(); err != nil {
+			t.Fatal(err)
+		}
+		mustSave(t, s, Batch{LogFrom: 1, Entries: ents(1, 5, 1), HardState: hs(1, 2)})
+		if err := s.SaveCheckpoint(cp(3, "x")); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	files := snapshot(t, OSFS{}, dir)
+	for n, content := range owner {
+		if files[n] != content {
+			t.Fatalf("%s: got %q, want %q", n, files[n], content)
+		}
+	}
+}
