@@ -90,4 +90,3 @@ func TestHistQuantilesOnKnownInputs(t *testing.T) {
 	require.Equal(t, uint64(64), rows[0].LowUs)
 	require.Equal(t, uint64(65536), rows[len(rows)-1].HighUs)
 }
-
