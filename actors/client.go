@@ -441,15 +441,9 @@ func (a *clientActor) send(ctx actor.Context, out vsr.ClientOutput) {
 	}
 }
 
-// target is the actor an envelope of the client core goes to, or nil.
+// target is the actor an envelope of the core goes to, or nil.
 func (a *clientActor) target(env vsr.Envelope) *actor.PID {
-	if a.cfg.Resolve != nil && env.Member != "" {
-		return a.cfg.Resolve(env.Member)
-	}
-	if env.To >= 0 && env.To < len(a.cfg.Replicas) {
-		return a.cfg.Replicas[env.To]
-	}
-	return nil
+	return route(env, a.cfg.Resolve, a.cfg.Replicas)
 }
 
 // scheduleTick starts the retry timer unless it is running.

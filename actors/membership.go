@@ -89,3 +89,15 @@ func (a *replicaActor) leave(ctx actor.Context) {
 	a.core = nil
 	ctx.Stop(ctx.Self())
 }
+
+// route is the actor an envelope of a core goes to: by member name with
+// resolve, by index in pids otherwise; nil if neither places it.
+func route(env vsr.Envelope, resolve func(string) *actor.PID, pids []*actor.PID) *actor.PID {
+	if resolve != nil && env.Member != "" {
+		return resolve(env.Member)
+	}
+	if env.To >= 0 && env.To < len(pids) {
+		return pids[env.To]
+	}
+	return nil
+}

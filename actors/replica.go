@@ -325,13 +325,7 @@ func (a *replicaActor) fromPeer(ctx actor.Context, m proto.Message) bool {
 
 // target is the actor an envelope of the core goes to, or nil.
 func (a *replicaActor) target(env vsr.Envelope) *actor.PID {
-	if a.cfg.Resolve != nil && env.Member != "" {
-		return a.cfg.Resolve(env.Member)
-	}
-	if env.To >= 0 && env.To < len(a.cfg.Peers) {
-		return a.cfg.Peers[env.To]
-	}
-	return nil
+	return route(env, a.cfg.Resolve, a.cfg.Peers)
 }
 
 // PeerDown is a membership hint: the node at Address is known to be down
