@@ -29,6 +29,12 @@ type membership struct {
 	members []string
 }
 
+// notedState is what an instance last told its membership record.
+type notedState struct {
+	status vsr.Status
+	epoch  uint64
+}
+
 // note records what the core's state says of the replica's membership.
 func (m *membership) note(core *vsr.Replica) {
 	switch core.Status() {

@@ -211,6 +211,7 @@ type replicaActor struct {
 	markerQueued bool
 	recovering   bool
 	memo         *membership
+	noted        notedState // as of the last memo.note
 	core         *vsr.Replica
 	sm           statemachine.StateMachine
 	timers       *scheduler.TimerScheduler
@@ -456,7 +457,12 @@ func (a *replicaActor) report(restarted bool) { a.reportStart(restarted, false) 
 
 // reportStart is report for an instance's first event.
 func (a *replicaActor) reportStart(restarted, fromDisk bool) {
-	a.memo.note(a.core)
+	if noted := (notedState{a.core.Status(), a.core.Epoch()}); noted != a.noted {
+		// Only a change of status or epoch changes the membership: the
+		// shared record's lock stays off the per-step path.
+		a.noted = noted
+		a.memo.note(a.core)
+	}
 	if a.cfg.OnEvent == nil {
 		return
 	}
