@@ -60,6 +60,12 @@ type ClientConfig struct {
 	// Resolve, if set, finds the actor of the member named name. It must be
 	// cheap and must not block; nil for a name it cannot place.
 	Resolve func(name string) *actor.PID
+	// Discover, if set, tells the client the newest configuration of the
+	// group its host knows of (its epoch and members), for the case no reply
+	// can: every member the client knows of has left the group. A session
+	// asks it when all of them turn out not to exist, before it gives up
+	// with ErrNoSuchGroup. It must be cheap and must not block.
+	Discover func() (epoch uint64, members []string)
 	// Sessions is how many requests the client can have in flight at once
 	// (default 1). Each session is a client actor with its own client ID
 	// and request numbers: VR allows one outstanding request per client ID.
@@ -318,6 +324,10 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		if out.Done != nil {
 			a.finish(ctx, resultOf(out.Done))
 		}
+		// A registration's reply sends the request it was made for, and a
+		// refusal for the wrong epoch sends it again in the new one: at
+		// once, not a retry interval later.
+		a.send(ctx, out)
 	case *actor.DeadLetterResponse:
 		a.onDeadLetter(ctx)
 	case *bounce:
@@ -369,6 +379,15 @@ func (a *clientActor) onBounce(ctx actor.Context, m *bounce) {
 	}
 	for j := range p.sent {
 		if p.sent[j] == 0 || p.noActor[j] != p.sent[j] {
+			return
+		}
+	}
+	if a.cfg.Discover != nil {
+		if out, ok := a.core.Learn(a.cfg.Discover()); ok {
+			// Every member the session knew of has left: the request goes
+			// to the newer configuration, and a new probe counts again.
+			a.endProbe(ctx)
+			a.send(ctx, out)
 			return
 		}
 	}

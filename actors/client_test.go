@@ -429,3 +429,17 @@ func TestDeadLettersFromSomeReplicasAreNotNoSuchGroup(t *testing.T) {
 	require.ErrorIs(t, r.err, actors.ErrTimeout)
 	require.NotErrorIs(t, r.err, actors.ErrNoSuchGroup)
 }
+
+// TestFirstWriteOfASessionGoesOutWithItsRegistration: a new session
+// registers before its first write, and the write must leave as soon as
+// the registration's reply arrives. The retry interval here is far beyond
+// the call's deadline, so a session that left the write to its retry timer
+// would time out.
+func TestFirstWriteOfASessionGoesOutWithItsRegistration(t *testing.T) {
+	g := startReplicas(t, 3)
+	c := g.client(actors.ClientConfig{RetryInterval: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_, err := c.Execute(ctx, kv.PutOp("k", []byte("v")))
+	require.NoError(t, err)
+}

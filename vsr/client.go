@@ -207,11 +207,34 @@ func (c *Client) toPrimary() Envelope {
 // learnEpoch takes the configuration a reply names, if it is later than the
 // client's. The view starts over: views are counted per epoch.
 func (c *Client) learnEpoch(m *messages.Reply) bool {
-	if m.Epoch <= c.epoch || validMembers(m.Members) != nil {
+	return c.adopt(m.Epoch, m.Members)
+}
+
+// adopt makes epoch, with members, the client's configuration if it is
+// later than the client's.
+func (c *Client) adopt(epoch uint64, members []string) bool {
+	if epoch <= c.epoch || validMembers(members) != nil {
 		return false
 	}
-	c.epoch, c.members, c.view = m.Epoch, append([]string(nil), m.Members...), 0
+	c.epoch, c.members, c.view = epoch, append([]string(nil), members...), 0
 	return true
+}
+
+// Learn takes a configuration the client heard of outside the protocol (from
+// whatever hosts the group), if it is later than the one it knows, as a reply
+// naming it would teach it; a pending request goes out again in it, the same
+// request, so it still executes at most once. It reports whether the client
+// took the configuration. A client needs it only when every member it knows
+// of has left the group since it last heard from one.
+func (c *Client) Learn(epoch uint64, members []string) (ClientOutput, bool) {
+	if !c.adopt(epoch, members) {
+		return ClientOutput{}, false
+	}
+	if c.pending == nil {
+		return ClientOutput{}, true
+	}
+	c.restamp()
+	return c.send(c.pending), true
 }
 
 // restamp makes the pending request one of the client's current epoch. It
