@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,8 +45,9 @@ type GroupConfig struct {
 	// nothing is logged if nil. Proto.Actor logs ordinary peer loss at
 	// ERROR, so a user who wants those lines must ask for them.
 	Logger *slog.Logger
-	// OnEvent is called on every change of a replica's status or view, from
-	// that replica's goroutine; it must not block.
+	// OnEvent is called on every change of a replica's status, view or
+	// epoch, from that replica's goroutine; it must not block. Event.Replica
+	// is the group's number of the replica (see Group).
 	OnEvent func(actors.Event)
 	// MaxRestarts within RestartWindow bound how often the supervisor
 	// restarts a panicking replica (defaults 10 in 10 s); past that the
@@ -58,31 +62,44 @@ type GroupConfig struct {
 	DataDir string
 }
 
-// openStore is how replica i opens its store, or nil without a DataDir.
-func (cfg GroupConfig) openStore(i int) func() (storage.Store, error) {
-	if cfg.DataDir == "" {
-		return nil
-	}
-	dir := filepath.Join(cfg.DataDir, fmt.Sprintf("replica-%d", i))
-	id := storage.Identity{ClusterID: cfg.ClusterID, ReplicaIndex: i, ReplicaCount: cfg.Replicas}
-	return func() (storage.Store, error) { return storage.Open(storage.OSFS{}, dir, id, storage.Options{}) }
+// Group is a running replica group. Its replicas are numbered from 0 in the
+// order they were added: the first configuration's are 0 to Replicas-1, and
+// a replica that joins in a reconfiguration takes the next number. A
+// replica's member name in the protocol is its number in decimal.
+type Group struct {
+	cfg     GroupConfig
+	system  *actor.ActorSystem
+	logger  *slog.Logger
+	supName string
+	sup     *Supervisor
+	// core is the core configuration every replica starts from, identity
+	// aside.
+	core vsr.Config
+	// slots holds every replica the group has hosted, by number; it only
+	// grows, under mu, and is replaced whole so that routing reads it
+	// without a lock.
+	mu    sync.Mutex
+	slots atomic.Pointer[[]*slot]
+	// latest is the newest configuration a replica has reported.
+	latest atomic.Pointer[configuration]
+	// reconfiguring lets one Reconfigure run at a time.
+	reconfiguring sync.Mutex
 }
 
-// Group is a running replica group.
-type Group struct {
-	cfg    GroupConfig
-	system *actor.ActorSystem
-	sup    *Supervisor
-	peers  []*actor.PID
-	// deaf[i] is set while replica i drops its peers' messages (SetDeaf).
-	deaf []atomic.Bool
+// slot is one replica of the group.
+type slot struct {
+	pid *actor.PID
+	// deaf is set while the replica drops its peers' messages (SetDeaf).
+	deaf atomic.Bool
 }
 
 // ErrStopped is returned by a Group that has been stopped.
 var ErrStopped = errors.New("vsr: group stopped")
 
 // StartGroup starts n replicas in a new actor system and returns once every
-// replica actor is running.
+// replica actor is running. With a DataDir that a group used before, it
+// starts that group again from its disks, with the replicas it added since
+// it started.
 func StartGroup(cfg GroupConfig) (*Group, error) {
 	if cfg.NewStateMachine == nil {
 		return nil, vsr.ErrNoStateMachine
@@ -92,48 +109,124 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	}
 	core := cfg.Timing
 	core.ClusterID, core.ReplicaCount, core.ReplicaIndex = cfg.ClusterID, cfg.Replicas, 0
+	core.Members, core.Epoch, core.Joining, core.Recovering = nil, 0, false, false
 	core.StateMachine = cfg.NewStateMachine()
 	if err := core.Validate(); err != nil {
 		return nil, err
 	}
-	system, logger := actors.NewActorSystem(cfg.Logger)
-	g := &Group{cfg: cfg, system: system, deaf: make([]atomic.Bool, cfg.Replicas)}
-	supName := cfg.Name + "-supervisor"
-	for i := 0; i < cfg.Replicas; i++ {
-		g.peers = append(g.peers, system.NewLocalPID(ReplicaID(supName, i)))
-	}
-	props := make([]*actor.Props, cfg.Replicas)
-	for i := range props {
-		c := core
-		c.ReplicaIndex, c.StateMachine = i, nil
-		deaf := &g.deaf[i]
-		props[i] = actors.NewReplicaProps(actors.ReplicaConfig{
-			Core: c, NewStateMachine: cfg.NewStateMachine, Peers: g.peers,
-			TickInterval: cfg.TickInterval, Logger: logger, OnEvent: cfg.OnEvent,
-			DropInbound: func(proto.Message) bool { return deaf.Load() },
-			OpenStore:   cfg.openStore(i),
-		})
-	}
-	sup, err := StartSupervisor(system, supName, props, cfg.MaxRestarts, cfg.RestartWindow)
+	core.StateMachine, core.Reconfigurable = nil, true
+	joined, err := cfg.readRecord()
 	if err != nil {
+		return nil, err
+	}
+	system, logger := actors.NewActorSystem(cfg.Logger)
+	g := &Group{cfg: cfg, system: system, logger: logger, supName: cfg.Name + "-supervisor", core: core}
+	g.slots.Store(&[]*slot{})
+	if g.sup, err = StartSupervisor(system, g.supName, nil, cfg.MaxRestarts, cfg.RestartWindow); err != nil {
 		system.Shutdown()
 		return nil, err
 	}
-	g.sup = sup
-	for i := 0; i < cfg.Replicas; i++ {
-		if err := sup.Spawn(i); err != nil {
-			g.Stop()
-			return nil, err
+	first := memberNames(cfg.Replicas)
+	for i := range cfg.Replicas {
+		err = errors.Join(err, g.host(i, g.memberConfig(first, i, false)))
+	}
+	for _, j := range joined {
+		err = errors.Join(err, g.host(j.Replica, g.memberConfig(j.Members, j.Replica, true)))
+	}
+	for i := range g.replicas() {
+		if err == nil {
+			err = g.sup.Spawn(i)
 		}
 	}
+	if err != nil {
+		g.Stop()
+		return nil, err
+	}
 	return g, nil
+}
+
+// memberConfig is the core configuration of replica i, a member of the
+// configuration members, which it joins if joining.
+func (g *Group) memberConfig(members []string, i int, joining bool) vsr.Config {
+	c := g.core
+	c.Members, c.ReplicaCount = members, len(members)
+	c.ReplicaIndex = slices.Index(members, strconv.Itoa(i))
+	c.Joining = joining
+	return c
+}
+
+// host makes replica i, which the group did not have, with core
+// configuration c; it does not spawn it.
+func (g *Group) host(i int, c vsr.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.slots.Load()
+	if i != len(old) {
+		return fmt.Errorf("vsr: replica %d cannot be added after replica %d", i, len(old)-1)
+	}
+	s := &slot{pid: g.system.NewLocalPID(ReplicaID(g.supName, i))}
+	props := actors.NewReplicaProps(actors.ReplicaConfig{
+		Core: c, NewStateMachine: g.cfg.NewStateMachine, Resolve: g.resolve,
+		TickInterval: g.cfg.TickInterval, Logger: g.logger, OnEvent: g.onEvent(i),
+		DropInbound: func(proto.Message) bool { return s.deaf.Load() },
+		OpenStore:   g.cfg.openStore(i, c),
+	})
+	if err := g.sup.Host(i, props); err != nil {
+		return err
+	}
+	next := append(slices.Clip(old), s)
+	g.slots.Store(&next)
+	return nil
+}
+
+// replicas is every replica the group has hosted, by number.
+func (g *Group) replicas() []*slot { return *g.slots.Load() }
+
+// resolve is the actor of the replica whose member name is name, or nil.
+func (g *Group) resolve(name string) *actor.PID {
+	if i, ok := replicaNumber(name); ok {
+		if s := g.replicas(); i < len(s) {
+			return s[i].pid
+		}
+	}
+	return nil
+}
+
+// onEvent passes replica i's events on to the user's OnEvent, numbered as
+// the group numbers its replicas, and keeps the newest configuration.
+func (g *Group) onEvent(i int) func(actors.Event) {
+	return func(e actors.Event) {
+		e.Replica = i
+		g.noteConfiguration(e.Epoch, e.Members)
+		if g.cfg.OnEvent != nil {
+			g.cfg.OnEvent(e)
+		}
+	}
+}
+
+// openStore is how replica i, with core configuration c, opens its store,
+// or nil without a DataDir.
+func (cfg GroupConfig) openStore(i int, c vsr.Config) func() (storage.Store, error) {
+	if cfg.DataDir == "" {
+		return nil
+	}
+	dir := filepath.Join(cfg.DataDir, fmt.Sprintf("replica-%d", i))
+	id := storage.Identity{ClusterID: cfg.ClusterID, ReplicaIndex: c.ReplicaIndex, ReplicaCount: c.ReplicaCount}
+	return func() (storage.Store, error) { return storage.Open(storage.OSFS{}, dir, id, storage.Options{}) }
 }
 
 // System is the group's actor system.
 func (g *Group) System() *actor.ActorSystem { return g.system }
 
-// Peers returns the replicas' PIDs by index.
-func (g *Group) Peers() []*actor.PID { return append([]*actor.PID(nil), g.peers...) }
+// Peers returns the PIDs of every replica the group has hosted, by number,
+// members or not.
+func (g *Group) Peers() []*actor.PID {
+	var pids []*actor.PID
+	for _, s := range g.replicas() {
+		pids = append(pids, s.pid)
+	}
+	return pids
+}
 
 // NewClient returns a client of the group with the given number of sessions
 // (requests in flight at once).
@@ -141,7 +234,9 @@ func (g *Group) NewClient(sessions int) (*actors.Client, error) {
 	if g.system.IsStopped() {
 		return nil, ErrStopped
 	}
-	return actors.NewClient(g.system, actors.ClientConfig{ClusterID: g.cfg.ClusterID, Replicas: g.peers, Sessions: sessions})
+	_, members := g.configuration()
+	return actors.NewClient(g.system, actors.ClientConfig{ClusterID: g.cfg.ClusterID, Members: members,
+		Resolve: g.resolve, Discover: g.configuration, Sessions: sessions})
 }
 
 // Status asks every replica for its status with a digest of its state, for
@@ -162,18 +257,23 @@ func (g *Group) StatusWithoutDigest(ctx context.Context) []ReplicaStatus {
 }
 
 func (g *Group) status(ctx context.Context, withDigest bool) []ReplicaStatus {
-	out := make([]ReplicaStatus, len(g.peers))
-	futures := make([]*actor.Future, len(g.peers))
+	slots := g.replicas()
+	out := make([]ReplicaStatus, len(slots))
+	futures := make([]*actor.Future, len(slots))
 	timeout := 2 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
-	for i, pid := range g.peers {
-		futures[i] = g.system.Root.RequestFuture(pid, &actors.StatusQuery{WithDigest: withDigest}, timeout)
+	for i, s := range slots {
+		futures[i] = g.system.Root.RequestFuture(s.pid, &actors.StatusQuery{WithDigest: withDigest}, timeout)
 	}
 	for i, f := range futures {
 		res, err := f.Result()
 		if s, ok := res.(actors.ReplicaStatus); ok && err == nil {
+			s.Replica = i
+			if s.Primary >= 0 && s.Primary < len(s.Members) {
+				s.Primary, _ = replicaNumber(s.Members[s.Primary])
+			}
 			out[i] = ReplicaStatus{ReplicaStatus: s}
 		} else {
 			out[i] = ReplicaStatus{ReplicaStatus: actors.ReplicaStatus{Replica: i}, Down: true}
@@ -182,10 +282,13 @@ func (g *Group) status(ctx context.Context, withDigest bool) []ReplicaStatus {
 	return out
 }
 
-// ReplicaStatus is a replica's status as the group reports it.
+// ReplicaStatus is a replica's status as the group reports it: Replica and
+// Primary are numbers of the group's replicas (the core's indexes within
+// its configuration differ once the group has reconfigured).
 type ReplicaStatus struct {
 	actors.ReplicaStatus
-	// Down is set when the replica did not answer (stopped, or gone).
+	// Down is set when the replica did not answer (stopped, left the group
+	// in a reconfiguration, or gone).
 	Down bool
 }
 
@@ -232,7 +335,7 @@ func (g *Group) SetDeaf(i int, deaf bool) error {
 	if err := g.check(i); err != nil {
 		return err
 	}
-	g.deaf[i].Store(deaf)
+	g.replicas()[i].deaf.Store(deaf)
 	return nil
 }
 
@@ -241,7 +344,7 @@ func (g *Group) Crash(i int) error {
 	if err := g.check(i); err != nil {
 		return err
 	}
-	g.system.Root.Send(g.peers[i], &actors.Crash{})
+	g.system.Root.Send(g.replicas()[i].pid, &actors.Crash{})
 	return nil
 }
 
@@ -249,7 +352,7 @@ func (g *Group) check(i int) error {
 	if g.system.IsStopped() {
 		return ErrStopped
 	}
-	if i < 0 || i >= len(g.peers) {
+	if i < 0 || i >= len(g.replicas()) {
 		return fmt.Errorf("%w: %d", vsr.ErrReplicaIndex, i)
 	}
 	return nil

@@ -8,6 +8,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,7 +21,6 @@ type Supervisor struct {
 	system *actor.ActorSystem
 	name   string
 	pid    *actor.PID
-	props  []*actor.Props
 }
 
 // Restart policy defaults: past MaxRestarts within RestartWindow a replica
@@ -41,7 +41,8 @@ func StartSupervisor(system *actor.ActorSystem, name string, props []*actor.Prop
 		window = DefaultRestartWindow
 	}
 	strategy := actor.NewOneForOneStrategy(maxRestarts, window, actor.DefaultDecider)
-	s := &Supervisor{system: system, name: name, props: props}
+	s := &Supervisor{system: system, name: name}
+	props = append([]*actor.Props(nil), props...)
 	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &supervisorActor{props: props}
 	}, actor.WithSupervisor(strategy)), name)
@@ -59,9 +60,6 @@ func ReplicaID(name string, i int) string { return fmt.Sprintf("%s/replica-%d", 
 // Spawn starts replica i: the first instance of a new group starts normal
 // in view 0, every later one runs recovery (see actors.NewReplicaProps).
 func (s *Supervisor) Spawn(i int) error {
-	if i < 0 || i >= len(s.props) || s.props[i] == nil {
-		return fmt.Errorf("vsr: replica %d is not hosted here", i)
-	}
 	res, err := s.system.Root.RequestFuture(s.pid, &spawn{index: i}, 5*time.Second).Result()
 	if err != nil {
 		return fmt.Errorf("vsr: cannot start replica %d: %w", i, err)
@@ -70,6 +68,20 @@ func (s *Supervisor) Spawn(i int) error {
 		return fmt.Errorf("vsr: cannot start replica %d: %w", i, r.err)
 	}
 	return nil
+}
+
+// Host makes props the maker of replica i, which this supervisor did not
+// host before (a replica that joins the group in a reconfiguration), or
+// with nil forgets replica i, which must be stopped. It spawns nothing.
+func (s *Supervisor) Host(i int, props *actor.Props) error {
+	if i < 0 {
+		return fmt.Errorf("vsr: replica %d: negative index", i)
+	}
+	res, err := s.system.Root.RequestFuture(s.pid, &host{index: i, props: props}, 5*time.Second).Result()
+	if err != nil {
+		return fmt.Errorf("vsr: cannot host replica %d: %w", i, err)
+	}
+	return res.(*spawned).err
 }
 
 // Kill stops replica i at once, as a crash would: it loses everything it
@@ -82,12 +94,18 @@ func (s *Supervisor) Kill(i int) error {
 func (s *Supervisor) Stop() error { return s.system.Root.StopFuture(s.pid).Wait() }
 
 // supervisorActor spawns replicas by index and decides nothing else: its
-// strategy restarts a child that panics.
+// strategy restarts a child that panics. It owns props: Host changes them
+// through its mailbox.
 type supervisorActor struct {
 	props []*actor.Props
 }
 
 type spawn struct{ index int }
+
+type host struct {
+	index int
+	props *actor.Props
+}
 
 type spawned struct {
 	pid *actor.PID
@@ -97,8 +115,18 @@ type spawned struct {
 func (s *supervisorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *spawn:
+		if m.index < 0 || m.index >= len(s.props) || s.props[m.index] == nil {
+			ctx.Respond(&spawned{err: errors.New("not hosted here")})
+			return
+		}
 		pid, err := ctx.SpawnNamed(s.props[m.index], fmt.Sprintf("replica-%d", m.index))
 		ctx.Respond(&spawned{pid: pid, err: err})
+	case *host:
+		for len(s.props) <= m.index {
+			s.props = append(s.props, nil)
+		}
+		s.props[m.index] = m.props
+		ctx.Respond(&spawned{})
 	case *actor.Terminated:
 		// A child stopped: on purpose (Kill), or after too many restarts.
 		// It stays down until Spawn.

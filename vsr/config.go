@@ -259,6 +259,17 @@ func (c Config) members() []string {
 // small.
 const maxMemberName = 255
 
+// CheckMembers reports, wrapping ErrMembers, what is wrong with names as a
+// configuration (Config.Members, or a reconfiguration's new members), or
+// nil. A reconfiguration is further refused by the group if it adds a
+// majority of new members or comes while another is under way.
+func CheckMembers(names []string) error {
+	if err := validMembers(names); err != nil {
+		return fmt.Errorf("%w: %w", ErrMembers, err)
+	}
+	return nil
+}
+
 // validMembers reports what is wrong with a list of member names, or nil:
 // an odd count of 1 to 255 distinct names, none empty or longer than
 // maxMemberName bytes.
