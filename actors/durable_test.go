@@ -37,6 +37,11 @@ func (e *events) await(t *testing.T, what string, match func(actors.Event) bool)
 			return ev
 		}
 		if time.Now().After(deadline) {
+			e.mu.Lock()
+			for _, ev := range e.all {
+				t.Logf("event %+v", ev)
+			}
+			e.mu.Unlock()
 			t.Fatalf("no event: %s", what)
 		}
 		time.Sleep(pollEvery)
@@ -127,6 +132,10 @@ func TestKilledReplicasComeBackFromTheirDisks(t *testing.T) {
 	for k := range 20 {
 		execute(t, c, kv.PutOp(fmt.Sprintf("k%d", k%4), []byte(fmt.Sprint(k))))
 	}
+	// A backup's acknowledgement is not needed for every write: wait until
+	// replica 1 holds them all, else its disk may still be empty and it
+	// rightly recovers instead.
+	require.Eventually(t, func() bool { s, ok := g.status(1); return ok && s.OpNumber >= 20 }, waitFor, pollEvery)
 	g.kill(1)
 	g.start(1)
 	back := ev.await(t, "replica 1 came back from its disk", func(e actors.Event) bool { return e.Replica == 1 && e.FromDisk })
