@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +113,8 @@ func awaitExit(p *nodeProc, within time.Duration) error {
 	case err := <-done:
 		return err
 	case <-time.After(within):
-		p.kill9()
+		// Only the goroutine waits on the process: a second Wait would race it.
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		<-done
 		return fmt.Errorf("still running after %s", within)
 	}

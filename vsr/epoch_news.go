@@ -232,6 +232,14 @@ func (r *Replica) joinEpoch(m *messages.StartEpoch) {
 	if m.Epoch < r.epoch {
 		return // news of an epoch this replica is already past: its epoch never goes back
 	}
+	if j < 0 && r.change.started != nil && m.Epoch > r.epoch && m.SenderEpoch == m.Epoch {
+		// The group reconfigured again, without this replica, before it
+		// held the state of the epoch it was joining. It never voted there,
+		// and nothing waits for it: it leaves as a member that missed the
+		// change does (skipToEpoch), once the new epoch holds the state.
+		r.skipToEpoch(m)
+		return
+	}
 	if m.SenderEpoch != m.Epoch || int(m.Replica) >= len(m.Members) || validMembers(m.Members) != nil || j < 0 ||
 		int(m.Replica) == j || m.OpNumber < r.commitNumber {
 		r.drop(DropMalformed)

@@ -341,3 +341,39 @@ func TestReconfiguration_RefusedUnlessTheGroupTakesThem(t *testing.T) {
 	assert.Equal(t, uint64(0), g.r("a").Epoch())
 	assert.Equal(t, uint64(1), g.r("a").OpNumber(), "only the registration is in the log")
 }
+
+// A replica started to join a configuration that the group changes again
+// before the joiner holds the state (grow to five, then shrink without it
+// at once) learns of the later epoch from the members it asks, and leaves:
+// it never voted, and nothing waits for it. Two things make it so: a
+// catch-up whose source stays silent (here d, which left and stopped) moves
+// on to the next member, which answers from the later epoch; and a joiner
+// that hears of a later epoch without it leaves, where before it dropped the
+// news as malformed and asked d for the state for ever.
+func TestReconfiguration_JoinerRemovedBeforeItFinishedJoiningLeaves(t *testing.T) {
+	g := newGroup(t, "a", "b", "c")
+	g.join("d", "a", "b", "c", "d", "e")
+	g.join("e", "a", "b", "c", "d", "e")
+	for _, peer := range []string{"a", "b", "c", "d"} {
+		g.setCut("e", peer, true) // e hears the new epoch but cannot ask for its state
+	}
+	g.register()
+	g.put(2, "x", "1")
+	require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.reconfigure(3, "a", "b", "c", "d", "e").Error)
+	g.run(3 * DefaultHeartbeatTicks)
+	require.Equal(t, StatusJoining, g.r("e").Status(), "e cannot fetch the state")
+	require.Equal(t, uint64(1), g.r("e").Epoch(), "e heard of the epoch it joins")
+	require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.reconfigure(4, "a", "b", "c").Error)
+	g.run(3 * DefaultHeartbeatTicks)
+	g.requireEpoch(2, "a", "b", "c")
+	require.True(t, g.r("d").Left())
+	g.down["d"] = true // d left, and its process stopped: no member of epoch 1 is left to serve e
+
+	for _, peer := range []string{"a", "b", "c", "d"} {
+		g.setCut("e", peer, false)
+	}
+	g.run(10 * DefaultHeartbeatTicks)
+	assert.Equal(t, StatusLeaving, g.r("e").Status())
+	assert.True(t, g.r("e").Left(), "the joiner the group no longer names has left")
+	require.Equal(t, messages.ReplyError_REPLY_ERROR_NONE, g.put(5, "x", "2").Error)
+}

@@ -21,7 +21,17 @@ type catchUpState struct {
 	active bool
 	source int
 	target uint64
+	// progress is the commit number when the source last helped, and
+	// stalls counts the resends since: a source that stays silent for
+	// catchUpStalls resends (it crashed, or it left the group) is replaced
+	// by the next member of the epoch. Any member may serve the committed
+	// ops, and one of a later epoch answers with the news of it.
+	progress uint64
+	stalls   int
 }
+
+// catchUpStalls is how many heartbeats a catch-up waits on a silent source.
+const catchUpStalls = 3
 
 // requestState asks the primary of the current view for its log after this
 // replica's op number (or, while syncing, after its commit number: the
@@ -67,7 +77,26 @@ func (r *Replica) resendTransfer() {
 	case r.fetch.active:
 		r.resendChunkRequest()
 	case r.catchUp.active:
+		r.rotateStalledSource()
 		r.requestCommitted()
+	}
+}
+
+// rotateStalledSource moves a catch-up whose source has not helped for
+// catchUpStalls heartbeats on to the next member of the epoch.
+func (r *Replica) rotateStalledSource() {
+	c := &r.catchUp
+	if r.commitNumber > c.progress {
+		c.progress, c.stalls = r.commitNumber, 0
+		return
+	}
+	if c.stalls++; c.stalls < catchUpStalls || r.n < 2 {
+		return
+	}
+	c.stalls = 0
+	c.source = (c.source + 1) % r.n
+	if c.source == r.index {
+		c.source = (c.source + 1) % r.n
 	}
 }
 
