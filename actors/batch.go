@@ -61,8 +61,15 @@ func (a *replicaActor) stepPending(ctx actor.Context) {
 		a.clearPending()
 		return
 	}
+	before, observed := a.beforeStep()
+	own := false
+	if observed {
+		a.observeReceived(a.pending)
+		own = !aboutViewChange(a.pending)
+	}
 	out := a.core.StepBatch(a.pending)
 	a.clearPending()
+	a.afterStep(before, observed, own)
 	a.carryOut(ctx, out)
 }
 

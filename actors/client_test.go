@@ -47,18 +47,22 @@ func newSystem(t *testing.T) *actor.ActorSystem {
 	return system
 }
 
-func startReplicas(t *testing.T, n int) *replicas {
+func startReplicas(t *testing.T, n int, configure ...func(i int, c *actors.ReplicaConfig)) *replicas {
 	t.Helper()
 	g := &replicas{t: t, system: newSystem(t)}
 	for i := range n {
 		g.peers = append(g.peers, g.system.NewLocalPID(fmt.Sprintf("%s%d", namePrefix, i)))
 	}
 	for i := range n {
-		g.props = append(g.props, actors.NewReplicaProps(actors.ReplicaConfig{
+		cfg := actors.ReplicaConfig{
 			Core:            vsr.Config{ClusterID: clusterID, ReplicaCount: n, ReplicaIndex: i},
 			NewStateMachine: kv.New,
 			Peers:           g.peers,
-		}))
+		}
+		for _, f := range configure {
+			f(i, &cfg)
+		}
+		g.props = append(g.props, actors.NewReplicaProps(cfg))
 		g.start(i)
 	}
 	t.Cleanup(func() {

@@ -69,6 +69,9 @@ type ReplicaConfig struct {
 	// inbound queue full for peers only). It must be cheap and must not
 	// block; nil costs one comparison per message.
 	DropInbound func(m proto.Message) bool
+	// Observer, if set, receives the replica's protocol events (see
+	// Observer); nil costs one comparison per batch, tick and message sent.
+	Observer Observer
 	// OpenStore, if set, opens the replica's durable storage; it is called
 	// at every start of an instance, which loads what the store holds and
 	// comes back from it (see vsr.Restart): an instance that replaces a
@@ -262,7 +265,10 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 			if m.res.Err != nil {
 				a.logger().Error("vsr: checkpoint failed", "replica", a.core.Index(), "op", m.res.OpNumber, "err", m.res.Err)
 			}
-			a.carryOut(ctx, a.core.CheckpointDone(m.res))
+			before, observed := a.beforeStep()
+			out := a.core.CheckpointDone(m.res)
+			a.afterStep(before, observed, false)
+			a.carryOut(ctx, out)
 		}
 	case *digestDone:
 		a.onDigestDone(ctx, m)
@@ -342,17 +348,25 @@ func (a *replicaActor) onPeerDown(ctx actor.Context, m *PeerDown) {
 	if a.cfg.Resolve == nil {
 		for j, pid := range a.cfg.Peers {
 			if j != a.core.Index() && pid.Address == m.Address {
-				a.carryOut(ctx, a.core.SuspectDown(j))
+				a.suspectDown(ctx, j)
 			}
 		}
 		return
 	}
 	for j, name := range a.core.Members() {
 		if pid := a.cfg.Resolve(name); j != a.core.Index() && pid != nil && pid.Address == m.Address {
-			a.carryOut(ctx, a.core.SuspectDown(j))
+			a.suspectDown(ctx, j)
 			return
 		}
 	}
+}
+
+// suspectDown tells the core that replica j's node is down.
+func (a *replicaActor) suspectDown(ctx actor.Context, j int) {
+	before, observed := a.beforeStep()
+	out := a.core.SuspectDown(j)
+	a.afterStep(before, observed, true)
+	a.carryOut(ctx, out)
 }
 
 // start makes the core: new, or recovering after a restart, or back from
@@ -360,7 +374,7 @@ func (a *replicaActor) onPeerDown(ctx actor.Context, m *PeerDown) {
 func (a *replicaActor) start(ctx actor.Context) {
 	a.sm = a.cfg.NewStateMachine()
 	cfg := a.cfg.Core
-	cfg.StateMachine, cfg.Seed, cfg.Recovering = a.sm, randomSeed(), a.recovering
+	cfg.StateMachine, cfg.Seed, cfg.Recovering = a.observed(a.sm), randomSeed(), a.recovering
 	cfg = a.memo.restartConfig(cfg, a.recovering)
 	a.gen = generations.Add(1)
 	var core *vsr.Replica
@@ -388,6 +402,9 @@ func (a *replicaActor) start(ctx actor.Context) {
 	}
 	a.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
 	a.reportStart(a.recovering && !fromDisk, fromDisk)
+	if a.cfg.Observer != nil && core.IsPrimary() {
+		a.cfg.Observer.Observe(a.observation(ObservedLeadershipStarted))
+	}
 	a.scheduleTick(ctx)
 }
 
@@ -395,7 +412,10 @@ func (a *replicaActor) onTick(ctx actor.Context, m *tick) {
 	if m.gen != a.gen || a.core == nil {
 		return
 	}
-	a.carryOut(ctx, a.core.Tick())
+	before, observed := a.beforeStep()
+	out := a.core.Tick()
+	a.afterStep(before, observed, true)
+	a.carryOut(ctx, out)
 	a.scheduleTick(ctx)
 }
 
@@ -445,11 +465,20 @@ func (a *replicaActor) carryOut(ctx actor.Context, out vsr.Output) {
 // sending it, so it is not sized.
 func (a *replicaActor) allow(m proto.Message, to *actor.PID) bool {
 	if _, isReply := m.(*messages.Reply); isReply && to.Address == a.localAddress {
+		if a.cfg.Observer != nil && a.core != nil {
+			a.observeSent(m, 0)
+		}
 		return true
 	}
 	size := proto.Size(m)
 	a.largest = max(a.largest, size)
-	return a.oversized.Allow(m, size, a.maxBytes, to, a.logger())
+	if !a.oversized.Allow(m, size, a.maxBytes, to, a.logger()) {
+		return false
+	}
+	if a.cfg.Observer != nil && a.core != nil {
+		a.observeSent(m, size)
+	}
+	return true
 }
 
 // report emits an Event when the status or view changed.

@@ -49,6 +49,11 @@ type GroupConfig struct {
 	// epoch, from that replica's goroutine; it must not block. Event.Replica
 	// is the group's number of the replica (see Group).
 	OnEvent func(actors.Event)
+	// Observer, if set, receives every replica's protocol events (see
+	// actors.Observer), with Observation.Replica the group's number of the
+	// replica; it is called from that replica's goroutine and must not
+	// block. Nil costs nothing but a comparison per batch of messages.
+	Observer actors.Observer
 	// MaxRestarts within RestartWindow bound how often the supervisor
 	// restarts a panicking replica (defaults 10 in 10 s); past that the
 	// replica stays down until Restart.
@@ -167,7 +172,7 @@ func (g *Group) host(i int, c vsr.Config) error {
 	s := &slot{pid: g.system.NewLocalPID(ReplicaID(g.supName, i))}
 	props := actors.NewReplicaProps(actors.ReplicaConfig{
 		Core: c, NewStateMachine: g.cfg.NewStateMachine, Resolve: g.resolve,
-		TickInterval: g.cfg.TickInterval, Logger: g.logger, OnEvent: g.onEvent(i),
+		TickInterval: g.cfg.TickInterval, Logger: g.logger, OnEvent: g.onEvent(i), Observer: g.observer(i),
 		DropInbound: func(proto.Message) bool { return s.deaf.Load() },
 		OpenStore:   g.cfg.openStore(i, c),
 	})
@@ -202,6 +207,18 @@ func (g *Group) onEvent(i int) func(actors.Event) {
 			g.cfg.OnEvent(e)
 		}
 	}
+}
+
+// observer passes replica i's observations on to the user's Observer,
+// numbered as the group numbers its replicas; nil without one.
+func (g *Group) observer(i int) actors.Observer {
+	if g.cfg.Observer == nil {
+		return nil
+	}
+	return actors.ObserverFunc(func(o actors.Observation) {
+		o.Replica = i
+		g.cfg.Observer.Observe(o)
+	})
 }
 
 // openStore is how replica i, with core configuration c, opens its store,
