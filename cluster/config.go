@@ -1,7 +1,24 @@
 // Package cluster runs one replica per node across machines on Proto.Actor
-// remoting: the configuration of a group (its cluster ID and the address of
-// each replica), the node that hosts one replica, the client that reaches a
-// group by address, membership hints, and mutual TLS between nodes.
+// remoting. It is what the vsr node, client and admin commands are made of.
+//
+// [StartNode] starts the [Node] that hosts replica Index of a group
+// described by a [Config] (its cluster ID, the address of each replica, its
+// epoch; [Load] reads one from a JSON file): a replica actor under a
+// supervisor, with its log and checkpoints in a data directory unless
+// NodeConfig.Memory is set. A node restarted on its directory comes back
+// from it; NodeConfig.Recover and NodeConfig.Join say what an empty
+// directory means (a lost disk, a new member of a reconfiguration). A
+// node's member name is its address, and [Resolve] turns one into the
+// replica's PID. [NewClient] reaches a group by address from another
+// process, with the same Execute and Read as actors.Client, and status.
+//
+// Between nodes: messages from an address outside the configuration are
+// dropped and counted; [WriteCerts] and TLSFiles give every connection mutual
+// TLS 1.3; a lost connection to the primary's node is a hint that makes the
+// backups probe for a view change at once; and the transport's gRPC limits
+// are set so that a batch of messages at the core's MaxMessageBytes is never
+// refused ([TransportMessageBytes]). The repository's README gives the
+// operator's procedures.
 package cluster
 
 import (

@@ -1,13 +1,24 @@
 // Package statemachine defines the deterministic state machine that a VSR
-// group replicates, in the spirit of hashicorp/raft's FSM.
+// group replicates, in the spirit of hashicorp/raft's FSM. Implement
+// [StateMachine] (and, for a large state, [Checkpointer]) and give a
+// [Factory] to the group: supervisor.GroupConfig.NewStateMachine in one
+// process, cluster.NodeConfig.NewStateMachine across machines. The example
+// of StateMachine replicates a counter; package kv is a ready key-value
+// store.
 //
 // Every replica applies the same operations in the same order, so an
 // implementation must be deterministic: the same sequence of Apply calls on
 // the same starting state gives the same results and the same state on every
 // machine. It must not read clocks, random numbers, the environment or
-// anything else that differs between replicas. Its methods are called from
-// one goroutine at a time; the one exception is the function that a
-// Checkpointer returns, which may run alongside them.
+// anything else that differs between replicas, nor iterate a Go map where
+// the order reaches a result or a snapshot. Its methods are called from one
+// goroutine at a time; the one exception is the function that a Checkpointer
+// returns, which may run alongside them.
+//
+// Operations and results are opaque bytes: the protocol orders and
+// replicates them and never looks inside. Only operations that ReadOnly
+// reports as read-only may be served as reads without a log entry; every
+// other operation goes through the log.
 package statemachine
 
 // StateMachine is what users implement.

@@ -1,17 +1,25 @@
 // Package storage keeps a replica's durable state: its log, its hard state
-// (view, last normal view, commit number, whether it is recovering) and its
-// checkpoints. The replica actor drives a Store from the core's output: the
-// core says what must be durable, the actor makes it durable with Save and
-// only then sends the messages of the same step (a PrepareOK only after its
-// entries are durable, a view-change vote only after the view is).
+// (epoch, view, last normal view, commit number, whether it is recovering)
+// and its checkpoints. The replica actor drives a [Store] from the core's
+// output: the core says what must be durable, the actor makes it durable
+// with Save and only then sends the messages of the same step (a PrepareOK
+// only after its entries are durable, a view-change vote only after the
+// view is), many steps to one sync.
 //
-// The protocol core (package vsr) never imports this package: storage sits
-// below the actor layer, and the core stays pure.
+// The protocol core (package vsr) never imports this package; storage
+// imports the core instead, to translate between the two: [ChangeOf] turns a
+// vsr.Output into what must be written, [WriteChanges] writes it, and
+// [DurableStateOf] turns what [Store.Load] returns into the vsr.DurableState
+// that vsr.Restart takes.
 //
-// Two implementations: FileStore, a segmented write-ahead log with a
-// checksum on every record, over an FS (the real file system, or a
-// simulated one that injects disk faults); and MemStore, its in-memory twin
-// for tests.
+// Two implementations: [FileStore], opened with [Open], a segmented
+// write-ahead log with a CRC-32C on every record and checksummed checkpoint
+// files, over an [FS] (the real file system, [OSFS], or [MemFS], a
+// simulated disk that loses unsynced writes, tears them and injects faults);
+// and [MemStore], its in-memory twin for tests. A FileStore tells a torn
+// write at the end of its log (cut off) from damage (set aside and reported
+// in State.Damage, so that the replica recovers from its peers), and refuses
+// a directory that belongs to another replica.
 package storage
 
 import (

@@ -1,10 +1,23 @@
 // Package supervisor spawns replica actors under a restart strategy, and
-// starts whole groups in one actor system.
+// runs whole groups in one actor system.
+//
+// [StartGroup] is the way to run a group in one process, for tests, demos
+// and programs that want replication without a network: it starts n
+// replicas of a state machine and returns a [Group], whose NewClient gives
+// an actors.Client (Execute for writes, Read for linearizable reads). A
+// Group also changes its members ([Group.Reconfigure], [Group.Replace],
+// [Group.Members]) and, for tests, fails them ([Group.Kill], [Group.Crash],
+// [Group.Restart], [Group.SetDeaf]). ExampleStartGroup and
+// ExampleGroup_Reconfigure show both; the cluster package builds a group
+// across machines from the same [Supervisor], one replica per node.
 //
 // A replica that panics is restarted by its supervisor; a replica that was
-// stopped is started again by Spawn (or Group.Restart). Either way the new
-// instance has lost its state and comes back through VR recovery (paper
-// section 4.3), never with stale state.
+// killed is started again by Spawn (or Group.Restart). Without a disk the
+// new instance has lost its state and comes back through VR recovery (paper
+// section 4.3), never with stale state. With GroupConfig.DataDir each replica
+// keeps its log and checkpoints on disk and comes back from them: in the
+// view it had when they are intact, through recovery of what it lost when
+// they are damaged. A group stopped as a whole starts again from its disks.
 package supervisor
 
 import (

@@ -62,7 +62,8 @@ type Config struct {
 	// every quorum larger.
 	ReplicaCount int
 	// ReplicaIndex is this replica's index i in 0..n-1, its position in the
-	// sorted configuration. The primary of view v is v mod n.
+	// configuration (Members, in the order given: it is not sorted). The
+	// primary of view v is v mod n.
 	ReplicaIndex int
 	// Members names the members of the group's first configuration (epoch
 	// 0) in index order: host:port in the cluster layer, r0, r1, ... in the
