@@ -19,6 +19,7 @@ package elixirkv
 import (
 	"bytes"
 	"errors"
+	"github.com/vsrgo/vsr/examples/internal/wire"
 
 	"github.com/tidwall/btree"
 
@@ -106,27 +107,27 @@ func NewStore() *Store { return &Store{data: btree.NewMap[string, []byte](0)} }
 
 // ReadOp encodes {:read, key}. It is the only read-only op, so it may be sent
 // with Client.Read or Client.ReadStale as well as Client.Execute.
-func ReadOp(key string) []byte { return appendString([]byte{kindRead}, key) }
+func ReadOp(key string) []byte { return wire.AppendString([]byte{kindRead}, key) }
 
 // WriteOp encodes {:write, key, value}.
 func WriteOp(key string, value []byte) []byte {
-	return appendBytes(appendString([]byte{kindWrite}, key), value)
+	return wire.AppendBytes(wire.AppendString([]byte{kindWrite}, key), value)
 }
 
 // DeleteOp encodes {:delete, key}. Deleting an absent key succeeds, as
 // Map.delete does.
-func DeleteOp(key string) []byte { return appendString([]byte{kindDelete}, key) }
+func DeleteOp(key string) []byte { return wire.AppendString([]byte{kindDelete}, key) }
 
 // CASOp encodes {:cas, key, old, value}: set key to value if it is present
 // and holds old.
 func CASOp(key string, old, value []byte) []byte {
-	return appendBytes(appendBytes(appendString([]byte{kindCAS}, key), old), value)
+	return wire.AppendBytes(wire.AppendBytes(wire.AppendString([]byte{kindCAS}, key), old), value)
 }
 
 // CASAbsentOp encodes {:cas, key, nil, value}: set key to value if it is
 // absent.
 func CASAbsentOp(key string, value []byte) []byte {
-	return appendBytes(appendString([]byte{kindCASAbsent}, key), value)
+	return wire.AppendBytes(wire.AppendString([]byte{kindCASAbsent}, key), value)
 }
 
 // Apply is handle_commit/2. It decodes op, executes it and returns an
@@ -136,32 +137,32 @@ func (s *Store) Apply(op []byte) []byte {
 	if len(op) == 0 {
 		return encodeResult(Result{Status: StatusMalformed})
 	}
-	r := reader{b: op[1:]}
+	r := wire.NewReader(op[1:])
 	switch op[0] {
 	case kindRead:
-		key := r.string()
-		if !r.done() {
+		key := r.Text()
+		if !r.Done() {
 			break
 		}
 		value, found := s.data.Get(key)
 		return encodeResult(Result{Status: StatusOK, Found: found, Value: value})
 	case kindWrite:
-		key, value := r.string(), r.bytes()
-		if !r.done() {
+		key, value := r.Text(), r.Bytes()
+		if !r.Done() {
 			break
 		}
 		s.data.Set(key, value)
 		return encodeResult(Result{Status: StatusOK})
 	case kindDelete:
-		key := r.string()
-		if !r.done() {
+		key := r.Text()
+		if !r.Done() {
 			break
 		}
 		s.data.Delete(key)
 		return encodeResult(Result{Status: StatusOK})
 	case kindCAS:
-		key, old, value := r.string(), r.bytes(), r.bytes()
-		if !r.done() {
+		key, old, value := r.Text(), r.Bytes(), r.Bytes()
+		if !r.Done() {
 			break
 		}
 		if current, found := s.data.Get(key); !found || !bytes.Equal(current, old) {
@@ -170,8 +171,8 @@ func (s *Store) Apply(op []byte) []byte {
 		s.data.Set(key, value)
 		return encodeResult(Result{Status: StatusOK})
 	case kindCASAbsent:
-		key, value := r.string(), r.bytes()
-		if !r.done() {
+		key, value := r.Text(), r.Bytes()
+		if !r.Done() {
 			break
 		}
 		if _, found := s.data.Get(key); found {
@@ -192,9 +193,9 @@ func (s *Store) ReadOnly(op []byte) bool {
 	if len(op) == 0 || op[0] != kindRead {
 		return false
 	}
-	r := reader{b: op[1:]}
-	r.string()
-	return r.done()
+	r := wire.NewReader(op[1:])
+	_ = r.Text()
+	return r.Done()
 }
 
 // Snapshot is get_state/1: the whole store as bytes. Elixir sends the live
@@ -219,15 +220,15 @@ func (s *Store) Checkpoint() func() ([]byte, error) {
 // increasing keys, nothing left over) and on any error keeps the store as it
 // was, so that a failed state transfer leaves a usable replica.
 func (s *Store) Restore(snapshot []byte) error {
-	r := reader{b: snapshot}
-	if r.byte() != snapshotVersion {
+	r := wire.NewReader(snapshot)
+	if r.Byte() != snapshotVersion {
 		return ErrBadSnapshot
 	}
-	n := r.uvarint()
+	n := r.Uvarint()
 	data := btree.NewMap[string, []byte](0)
 	var previous string
-	for i := uint64(0); i < n && !r.bad; i++ {
-		key, value := r.string(), r.bytes()
+	for i := uint64(0); i < n && !r.Bad(); i++ {
+		key, value := r.Text(), r.Bytes()
 		if i > 0 && key <= previous {
 			return ErrBadSnapshot
 		}
@@ -235,7 +236,7 @@ func (s *Store) Restore(snapshot []byte) error {
 		// Load appends to the rightmost leaf, which the sorted keys allow.
 		data.Load(key, value)
 	}
-	if !r.done() {
+	if !r.Done() {
 		return ErrBadSnapshot
 	}
 	s.data = data
@@ -255,9 +256,9 @@ func (s *Store) Len() int { return s.data.Len() }
 // ascending key order, which is the order the tree iterates in.
 func encodeSnapshot(data *btree.Map[string, []byte]) ([]byte, error) {
 	b := []byte{snapshotVersion}
-	b = appendUvarint(b, uint64(data.Len()))
+	b = wire.AppendUvarint(b, uint64(data.Len()))
 	data.Scan(func(key string, value []byte) bool {
-		b = appendBytes(appendString(b, key), value)
+		b = wire.AppendBytes(wire.AppendString(b, key), value)
 		return true
 	})
 	return b, nil
@@ -274,23 +275,23 @@ func encodeResult(res Result) []byte {
 	if res.Found {
 		found = 1
 	}
-	return appendBytes(append(b, found), res.Value)
+	return wire.AppendBytes(append(b, found), res.Value)
 }
 
 // DecodeResult decodes the bytes that Apply returned. A Go error means the
 // bytes are not a result at all; a refused op is a Result whose Status says
 // why.
 func DecodeResult(b []byte) (Result, error) {
-	r := reader{b: b}
-	res := Result{Status: Status(r.byte())}
+	r := wire.NewReader(b)
+	res := Result{Status: Status(r.Byte())}
 	if res.Status == StatusOK {
-		found := r.byte()
-		res.Found, res.Value = found == 1, r.bytes()
+		found := r.Byte()
+		res.Found, res.Value = found == 1, r.Bytes()
 		if found > 1 {
-			r.bad = true
+			r.Fail()
 		}
 	}
-	if !r.done() || res.Status > StatusMalformed {
+	if !r.Done() || res.Status > StatusMalformed {
 		return Result{}, ErrBadResult
 	}
 	return res, nil

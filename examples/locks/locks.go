@@ -25,6 +25,7 @@ package locks
 
 import (
 	"errors"
+	"github.com/vsrgo/vsr/examples/internal/wire"
 	"math"
 	"slices"
 
@@ -130,22 +131,22 @@ func NewService() *Service { return &Service{locks: map[string]*grant{}} }
 // already holds the lock renews it: same token, new lease. Retrying an
 // Acquire whose reply was lost is therefore safe even as a new request.
 func AcquireOp(name, owner string, lease, now uint64) []byte {
-	b := appendString(appendString([]byte{kindAcquire}, name), owner)
-	return appendUvarint(appendUvarint(b, lease), now)
+	b := wire.AppendString(wire.AppendString([]byte{kindAcquire}, name), owner)
+	return wire.AppendUvarint(wire.AppendUvarint(b, lease), now)
 }
 
 // ReleaseOp encodes the release of the grant of name whose token is token.
 // A stale token releases nothing, so a holder that lost its lock cannot
 // release its successor's.
 func ReleaseOp(name string, token uint64) []byte {
-	return appendUvarint(appendString([]byte{kindRelease}, name), token)
+	return wire.AppendUvarint(wire.AppendString([]byte{kindRelease}, name), token)
 }
 
 // CheckOp encodes the question "is token the current, live grant of name at
 // client time now?". It is read-only: send it with Client.Read for an
 // answer that reflects every grant acknowledged before the call.
 func CheckOp(name string, token, now uint64) []byte {
-	return appendUvarint(appendUvarint(appendString([]byte{kindCheck}, name), token), now)
+	return wire.AppendUvarint(wire.AppendUvarint(wire.AppendString([]byte{kindCheck}, name), token), now)
 }
 
 // Apply executes op and returns an encoded Result. It never panics: an op
@@ -155,21 +156,21 @@ func (s *Service) Apply(op []byte) []byte {
 	if len(op) == 0 {
 		return encodeResult(Result{Status: StatusMalformed})
 	}
-	r := reader{b: op[1:]}
+	r := wire.NewReader(op[1:])
 	switch op[0] {
 	case kindAcquire:
-		name, owner, lease, now := r.string(), r.string(), r.uvarint(), r.uvarint()
-		if r.done() && name != "" && owner != "" {
+		name, owner, lease, now := r.Text(), r.Text(), r.Uvarint(), r.Uvarint()
+		if r.Done() && name != "" && owner != "" {
 			return encodeResult(s.acquire(name, owner, lease, now))
 		}
 	case kindRelease:
-		name, token := r.string(), r.uvarint()
-		if r.done() && name != "" {
+		name, token := r.Text(), r.Uvarint()
+		if r.Done() && name != "" {
 			return encodeResult(s.release(name, token))
 		}
 	case kindCheck:
-		name, token, now := r.string(), r.uvarint(), r.uvarint()
-		if r.done() && name != "" {
+		name, token, now := r.Text(), r.Uvarint(), r.Uvarint()
+		if r.Done() && name != "" {
 			return encodeResult(s.check(name, token, now))
 		}
 	}
@@ -248,11 +249,11 @@ func (s *Service) ReadOnly(op []byte) bool {
 	if len(op) == 0 || op[0] != kindCheck {
 		return false
 	}
-	r := reader{b: op[1:]}
-	name := r.string()
-	r.uvarint()
-	r.uvarint()
-	return r.done() && name != ""
+	r := wire.NewReader(op[1:])
+	name := r.Text()
+	r.Uvarint()
+	r.Uvarint()
+	return r.Done() && name != ""
 }
 
 // Snapshot encodes the clock, the last token and every grant, sorted by lock
@@ -264,12 +265,12 @@ func (s *Service) Snapshot() ([]byte, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	b := appendUvarint(appendUvarint([]byte{snapshotVersion}, s.now), s.lastToken)
-	b = appendUvarint(b, uint64(len(names)))
+	b := wire.AppendUvarint(wire.AppendUvarint([]byte{snapshotVersion}, s.now), s.lastToken)
+	b = wire.AppendUvarint(b, uint64(len(names)))
 	for _, name := range names {
 		g := s.locks[name]
-		b = appendString(appendString(b, name), g.owner)
-		b = appendUvarint(appendUvarint(b, g.token), g.expires)
+		b = wire.AppendString(wire.AppendString(b, name), g.owner)
+		b = wire.AppendUvarint(wire.AppendUvarint(b, g.token), g.expires)
 	}
 	return b, nil
 }
@@ -280,23 +281,23 @@ func (s *Service) Snapshot() ([]byte, error) {
 // anything else would let a corrupt snapshot hand out a token twice. On
 // error the service is unchanged.
 func (s *Service) Restore(snapshot []byte) error {
-	r := reader{b: snapshot}
-	if r.byte() != snapshotVersion {
+	r := wire.NewReader(snapshot)
+	if r.Byte() != snapshotVersion {
 		return ErrBadSnapshot
 	}
-	now, lastToken, n := r.uvarint(), r.uvarint(), r.uvarint()
+	now, lastToken, n := r.Uvarint(), r.Uvarint(), r.Uvarint()
 	locks := map[string]*grant{}
 	tokens := map[uint64]bool{}
 	previous := ""
-	for i := uint64(0); i < n && !r.bad; i++ {
-		name, owner, token, expires := r.string(), r.string(), r.uvarint(), r.uvarint()
+	for i := uint64(0); i < n && !r.Bad(); i++ {
+		name, owner, token, expires := r.Text(), r.Text(), r.Uvarint(), r.Uvarint()
 		if name <= previous || owner == "" || token == 0 || token > lastToken || tokens[token] {
 			return ErrBadSnapshot
 		}
 		previous, tokens[token] = name, true
 		locks[name] = &grant{owner: owner, token: token, expires: expires}
 	}
-	if !r.done() {
+	if !r.Done() {
 		return ErrBadSnapshot
 	}
 	s.now, s.lastToken, s.locks = now, lastToken, locks
@@ -305,17 +306,17 @@ func (s *Service) Restore(snapshot []byte) error {
 
 // encodeResult writes every field of a Result, whatever its status.
 func encodeResult(res Result) []byte {
-	b := appendUvarint([]byte{byte(res.Status)}, res.Token)
-	return appendUvarint(appendString(b, res.Owner), res.Expires)
+	b := wire.AppendUvarint([]byte{byte(res.Status)}, res.Token)
+	return wire.AppendUvarint(wire.AppendString(b, res.Owner), res.Expires)
 }
 
 // DecodeResult decodes the bytes that Apply returned. A Go error means the
 // bytes are not a result at all; a refused op is a Result whose Status says
 // why.
 func DecodeResult(b []byte) (Result, error) {
-	r := reader{b: b}
-	res := Result{Status: Status(r.byte()), Token: r.uvarint(), Owner: r.string(), Expires: r.uvarint()}
-	if !r.done() || res.Status > StatusMalformed {
+	r := wire.NewReader(b)
+	res := Result{Status: Status(r.Byte()), Token: r.Uvarint(), Owner: r.Text(), Expires: r.Uvarint()}
+	if !r.Done() || res.Status > StatusMalformed {
 		return Result{}, ErrBadResult
 	}
 	return res, nil

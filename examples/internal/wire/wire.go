@@ -1,4 +1,6 @@
-package locks
+// Package wire is the small binary encoding the examples' state machines use
+// for their ops, results and snapshots.
+package wire
 
 import "encoding/binary"
 
@@ -11,31 +13,34 @@ import "encoding/binary"
 // no length that runs past the end, and it never allocates more than the
 // input holds, so a malformed op costs nothing and cannot panic.
 
-// appendUvarint appends v as an unsigned varint.
-func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
+// AppendUvarint appends v as an unsigned varint.
+func AppendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
 
-// appendBytes appends b to dst, prefixed with its length.
-func appendBytes(dst, b []byte) []byte {
+// AppendBytes appends b to dst, prefixed with its length.
+func AppendBytes(dst, b []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(b)))
 	return append(dst, b...)
 }
 
-// appendString appends s to dst, prefixed with its length.
-func appendString(dst []byte, s string) []byte {
+// AppendString appends s to dst, prefixed with its length.
+func AppendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }
 
-// reader decodes fields from a byte slice. The first malformed field sets
-// bad, and every later read returns a zero value, so that a decoder can read
-// all its fields and check once, at the end, with done.
-type reader struct {
+// Reader decodes fields from a byte slice. The first malformed field makes
+// the reader bad, and every later read returns a zero value, so that a
+// decoder can read all its fields and check once, at the end, with Done.
+type Reader struct {
 	b   []byte
 	bad bool
 }
 
-// byte reads one byte.
-func (r *reader) byte() byte {
+// NewReader reads b.
+func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+// Byte reads one byte.
+func (r *Reader) Byte() byte {
 	if r.bad || len(r.b) < 1 {
 		r.bad = true
 		return 0
@@ -45,8 +50,8 @@ func (r *reader) byte() byte {
 	return v
 }
 
-// uvarint reads an unsigned varint.
-func (r *reader) uvarint() uint64 {
+// Uvarint reads an unsigned varint.
+func (r *Reader) Uvarint() uint64 {
 	if r.bad {
 		return 0
 	}
@@ -59,11 +64,11 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-// bytes reads a length-prefixed byte string and returns a copy of it. It
+// Bytes reads a length-prefixed byte string and returns a copy of it. It
 // copies because the input is an op or a snapshot that the replica owns:
 // the state machine must not keep a slice into it.
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
+func (r *Reader) Bytes() []byte {
+	n := r.Uvarint()
 	if r.bad || n > uint64(len(r.b)) {
 		r.bad = true
 		return nil
@@ -76,15 +81,22 @@ func (r *reader) bytes() []byte {
 	return v
 }
 
-// string reads a length-prefixed byte string as a Go string.
-func (r *reader) string() string {
-	return string(r.bytes())
+// Text reads a length-prefixed byte string as a Go string.
+func (r *Reader) Text() string {
+	return string(r.Bytes())
 }
 
-// done reports whether every field read was well formed and nothing is left
+// Bad reports whether a field read so far was malformed.
+func (r *Reader) Bad() bool { return r.bad }
+
+// Fail marks the input malformed, for a field that decoded but whose value
+// the decoder refuses.
+func (r *Reader) Fail() { r.bad = true }
+
+// Done reports whether every field read was well formed and nothing is left
 // over. Trailing bytes make the whole input malformed rather than being
 // ignored, because an op with bytes the decoder skipped is most likely one
 // built by a newer or buggier encoder, and executing it would hide that.
-func (r *reader) done() bool {
+func (r *Reader) Done() bool {
 	return !r.bad && len(r.b) == 0
 }
