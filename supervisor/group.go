@@ -85,8 +85,12 @@ type Group struct {
 	// without a lock.
 	mu    sync.Mutex
 	slots atomic.Pointer[[]*slot]
-	// latest is the newest configuration a replica has reported.
-	latest atomic.Pointer[configuration]
+	// latest is the newest configuration a replica has reported; it is
+	// written under configMu, which also guards configChanged, closed at
+	// the next change for whoever waits for one (nil while nobody does).
+	latest        atomic.Pointer[configuration]
+	configMu      sync.Mutex
+	configChanged chan struct{}
 	// reconfiguring lets one Reconfigure run at a time.
 	reconfiguring sync.Mutex
 }

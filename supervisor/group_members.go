@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/storage"
@@ -27,14 +28,38 @@ type configuration struct {
 }
 
 // noteConfiguration keeps members as the newest configuration if epoch is
-// newer than the one kept.
+// newer than the one kept, and wakes whoever waits for a change. Replicas
+// report only changes, so the lock is off every hot path.
 func (g *Group) noteConfiguration(epoch uint64, members []string) {
+	g.configMu.Lock()
+	defer g.configMu.Unlock()
+	if old := g.latest.Load(); members == nil || (old != nil && old.epoch >= epoch) {
+		return
+	}
+	g.latest.Store(&configuration{epoch: epoch, members: slices.Clone(members)})
+	if g.configChanged != nil {
+		close(g.configChanged)
+		g.configChanged = nil
+	}
+}
+
+// awaitConfiguration waits until a replica has reported names as the
+// group's configuration, or ctx ends.
+func (g *Group) awaitConfiguration(ctx context.Context, names []string) {
 	for {
-		old := g.latest.Load()
-		if members == nil || (old != nil && old.epoch >= epoch) {
+		g.configMu.Lock()
+		if c := g.latest.Load(); c != nil && slices.Equal(c.members, names) {
+			g.configMu.Unlock()
 			return
 		}
-		if g.latest.CompareAndSwap(old, &configuration{epoch: epoch, members: slices.Clone(members)}) {
+		if g.configChanged == nil {
+			g.configChanged = make(chan struct{})
+		}
+		changed := g.configChanged
+		g.configMu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -74,10 +99,21 @@ func (g *Group) Members() (epoch uint64, replicas []int) {
 // removes stop once a quorum of the new configuration holds the state (an
 // Event with Left). A context that ends first leaves the outcome unknown
 // and the new replicas running: asking again with the same replicas is
-// safe.
+// safe. When it returns nil, Members reports the new configuration (unless
+// no replica reported it before ctx ended, or within 10 s without a
+// deadline: the change has committed all the same).
 func (g *Group) Reconfigure(ctx context.Context, replicas []int) error {
 	g.reconfiguring.Lock()
 	defer g.reconfiguring.Unlock()
+	return g.reconfigure(ctx, replicas)
+}
+
+// reconfigure is Reconfigure, under g.reconfiguring. On success it returns
+// once a replica has reported the new configuration (the primary does as
+// it executes the change), so that Members and Replace see it; it waits at
+// most until ctx ends, or reportWait without a deadline, since the change
+// itself has committed.
+func (g *Group) reconfigure(ctx context.Context, replicas []int) error {
 	if g.system.IsStopped() {
 		return ErrStopped
 	}
@@ -101,13 +137,25 @@ func (g *Group) Reconfigure(ctx context.Context, replicas []int) error {
 		}
 		return err
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, reportWait)
+		defer cancel()
+	}
+	g.awaitConfiguration(ctx, names)
 	return nil
 }
+
+// reportWait bounds how long a successful Reconfigure without a deadline
+// waits for a replica to report the new configuration.
+const reportWait = 10 * time.Second
 
 // Replace replaces member i with a new replica, in i's place in the
 // configuration, and returns the new replica's number. It is Reconfigure
 // with one number changed, and fails as Reconfigure does.
 func (g *Group) Replace(ctx context.Context, i int) (int, error) {
+	g.reconfiguring.Lock()
+	defer g.reconfiguring.Unlock()
 	_, members := g.Members()
 	at := slices.Index(members, i)
 	if at < 0 {
@@ -115,7 +163,7 @@ func (g *Group) Replace(ctx context.Context, i int) (int, error) {
 	}
 	next := len(g.replicas())
 	members[at] = next
-	return next, g.Reconfigure(ctx, members)
+	return next, g.reconfigure(ctx, members)
 }
 
 // Replicas is how many replicas the group has hosted, members or not: the

@@ -105,6 +105,9 @@ func TestGroupGrowsToFiveAndShrinksToThree(t *testing.T) {
 	put(t, c, "a", "1")
 
 	reconfigureGroup(t, g, []int{0, 1, 2, 3, 4})
+	epoch, members := g.Members()
+	require.Equal(t, uint64(1), epoch, "Members knows the change as soon as Reconfigure returns")
+	require.Equal(t, []int{0, 1, 2, 3, 4}, members)
 	waitMembers(t, g, 1, []int{0, 1, 2, 3, 4}, 1)
 	put(t, c, "b", "2")
 

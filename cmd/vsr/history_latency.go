@@ -159,7 +159,7 @@ func latencyRun(name string, factory statemachine.Factory, keys []string, o hist
 	runtime.ReadMemStats(&ms0)
 	done := make(chan mark, 1)
 	l := &historyLoad{cl: t.writer(), keys: keys, value: o.value, opTimeout: o.opTimeout,
-		isMark: func(n int64) bool { return n == o.ops }, marks: done}
+		isMark: func(n int64) bool { return n == o.ops }, marks: done, endAtMark: true}
 	start := time.Now()
 	l.start(o.clients, true)
 	var m mark

@@ -38,10 +38,15 @@ type historyLoad struct {
 	firstAfter atomic.Int64 // UnixNano of the first load write sent after it and acknowledged
 	isMark     func(int64) bool
 	marks      chan mark
-	lat        [][]time.Duration // per client, when recording
-	acks       [][]time.Time     // per client, when recording
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	// endAtMark makes the first mark end the measurement: acknowledgements
+	// after it (the clients run on until stop) are neither counted nor
+	// recorded, so a run of N writes reports N, give or take the writes
+	// that finished at the same moment on other clients.
+	endAtMark bool
+	lat       [][]time.Duration // per client, when recording
+	acks      [][]time.Time     // per client, when recording
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 func historyKeys(n int) []string {
@@ -106,6 +111,9 @@ func (l *historyLoad) start(clients int, record bool) {
 					l.acks[k] = append(l.acks[k], now)
 				}
 				if l.isMark != nil && l.isMark(n) {
+					if l.endAtMark {
+						l.counting.Store(false)
+					}
 					l.marks <- mark{n: n, at: now}
 				}
 			}
