@@ -73,6 +73,11 @@ const (
 	ObservedStateTransferred
 	// ObservedEpochChanged: the replica entered epoch Epoch.
 	ObservedEpochChanged
+	// ObservedStopped: the replica's actor stopped (killed, panicked, or
+	// its group or node stopped); the fields describe it as it was. An
+	// instance that replaces it reports from its start again. A process
+	// that dies reports nothing.
+	ObservedStopped
 )
 
 var kindNames = [...]string{
@@ -81,7 +86,7 @@ var kindNames = [...]string{
 	ObservedLeadershipStopped: "leadership-stopped", ObservedViewChangeStarted: "view-change-started",
 	ObservedPrimaryTimeout: "primary-timeout", ObservedViewChangeCompleted: "view-change-completed",
 	ObservedOperationApplied: "operation-applied", ObservedDropped: "dropped", ObservedCheckpoint: "checkpoint",
-	ObservedStateTransferred: "state-transferred", ObservedEpochChanged: "epoch-changed",
+	ObservedStateTransferred: "state-transferred", ObservedEpochChanged: "epoch-changed", ObservedStopped: "stopped",
 }
 
 func (k ObservationKind) String() string {
@@ -91,12 +96,17 @@ func (k ObservationKind) String() string {
 	return "unknown"
 }
 
-// Observation is one event of a replica. Replica, Status, Epoch, View,
-// OpNumber, CommitNumber and Primary describe the replica after the event;
-// the other fields are set only by the kinds that say so.
+// Observation is one event of a replica. Replica, Index, ReplicaCount,
+// Status, Epoch, View, OpNumber, CommitNumber and Primary describe the
+// replica after the event; the other fields are set only by the kinds that
+// say so.
 type Observation struct {
-	Kind                                ObservationKind
-	Replica                             int
+	Kind    ObservationKind
+	Replica int
+	// Index is the replica's index in its configuration of ReplicaCount
+	// replicas: the numbering Peer uses. It is Replica too, except in a
+	// supervisor.Group, whose Replica is the group's own number.
+	Index, ReplicaCount                 int
 	Status                              vsr.Status
 	Epoch, View, OpNumber, CommitNumber uint64
 	Primary                             bool
@@ -161,7 +171,7 @@ func aboutViewChange(batch []proto.Message) bool {
 // observation is an Observation of kind k with the replica's state filled in.
 func (a *replicaActor) observation(k ObservationKind) Observation {
 	c := a.core
-	return Observation{Kind: k, Replica: c.Index(), Status: c.Status(), Epoch: c.Epoch(), View: c.View(),
+	return Observation{Kind: k, Replica: c.Index(), Index: c.Index(), ReplicaCount: len(c.Members()), Status: c.Status(), Epoch: c.Epoch(), View: c.View(),
 		OpNumber: c.OpNumber(), CommitNumber: c.CommitNumber(), Primary: c.IsPrimary(), Peer: -1}
 }
 

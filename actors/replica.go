@@ -255,6 +255,9 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		a.start(ctx)
 	case *actor.Stopping, *actor.Restarting:
 		a.gen = 0 // any tick still in flight is now stale
+		if a.cfg.Observer != nil && a.core != nil {
+			a.cfg.Observer.Observe(a.observation(ObservedStopped))
+		}
 		a.closeStore()
 	case *storageFailed:
 		a.onStorageFailed(ctx, m)

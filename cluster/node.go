@@ -80,6 +80,9 @@ type NodeConfig struct {
 	Logger *slog.Logger
 	// OnEvent is called on every change of the replica's status or view.
 	OnEvent func(actors.Event)
+	// Observer, if set, receives the replica's protocol events (see
+	// actors.Observer; metrics.Metrics is one), on the replica's goroutine.
+	Observer actors.Observer
 	// DisableHints turns off the membership hint, leaving failure detection
 	// to the inactivity timeout alone (for measuring the difference).
 	DisableHints bool
@@ -156,6 +159,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	props := []*actor.Props{actors.NewReplicaProps(actors.ReplicaConfig{
 		Core: cfg.History.Apply(st.core), NewStateMachine: cfg.NewStateMachine, Resolve: Resolve,
 		TickInterval: time.Duration(cfg.Tick), Logger: logger, OnEvent: n.onEvent, OpenStore: st.openStore,
+		Observer: cfg.Observer,
 	})}
 	if n.sup, err = supervisor.StartSupervisor(system, supervisorName, props, 0, 0); err != nil {
 		_ = n.Stop() // the start's error is the one to report

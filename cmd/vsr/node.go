@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -10,8 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/cluster"
+	"github.com/vsrgo/vsr/metrics"
 	"github.com/vsrgo/vsr/statemachine/kv"
 	"github.com/vsrgo/vsr/vsr"
 )
@@ -57,7 +62,8 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	join := fs.Bool("join", false, "start, on an empty directory, as a new member of the configuration given: it takes part once the group commits that configuration (vsr admin reconfigure)")
 	verbose := fs.Bool("verbose", false, "log Proto.Actor's own messages (at INFO) to stderr")
 	noHints := fs.Bool("no-hints", false, "detect a lost primary by the inactivity timeout only, not by the transport's endpoint events")
-	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) at host:port, e.g. 127.0.0.1:6060; keep it off public interfaces")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) at host:port, e.g. 127.0.0.1:6060, or at the -metrics address to share its port; keep it off public interfaces")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://host:port/metrics, with /healthz and /readyz (ready = normal in the current view), e.g. 127.0.0.1:9090")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -79,8 +85,17 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	failed := make(chan error, 1)
 	left := make(chan actors.Event, 1)
+	var observer actors.Observer
+	var registry *prometheus.Registry
+	if *metricsAddr != "" {
+		m := metrics.New()
+		registry = prometheus.NewRegistry()
+		registry.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		observer = m
+	}
 	node, err := cluster.StartNode(cluster.NodeConfig{
-		Config: cfg, Index: *index, Listen: *listen, DataDir: *dataDir, Memory: *memory, Recover: *recoverFlag,
+		Observer: observer,
+		Config:   cfg, Index: *index, Listen: *listen, DataDir: *dataDir, Memory: *memory, Recover: *recoverFlag,
 		Join: *join, NewStateMachine: kv.New, Logger: logger, DisableHints: *noHints,
 		OnEvent: func(e actors.Event) {
 			switch {
@@ -104,7 +119,19 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	say("replica %d of %d listening at %s (cluster %d)", *index, len(cfg.Replicas), node.Address(), cfg.ClusterID)
-	if *pprofAddr != "" {
+	if *metricsAddr != "" {
+		srv, err := metrics.Serve(*metricsAddr, metrics.HandlerConfig{Gatherer: registry, Ready: node.Ready,
+			Health: func(ctx context.Context) error { _, err := node.Status(ctx); return err },
+			Pprof:  *pprofAddr == *metricsAddr})
+		if err != nil {
+			fmt.Fprintf(stderr, "vsr node: -metrics: %v\n", err)
+			_ = node.Stop()
+			return 2
+		}
+		defer srv.Close()
+		say("metrics at http://%s/metrics, health at /healthz and /readyz", srv.Addr())
+	}
+	if *pprofAddr != "" && *pprofAddr != *metricsAddr {
 		at, stop, err := servePprof(*pprofAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "vsr node: %v\n", err)
