@@ -50,11 +50,12 @@ func get(url string) (string, int, error) {
 }
 
 // metricsPrimary is the replica whose own metrics say it is the primary, of
-// those scraped, and its view; -1 if none or more than one does.
-func metricsPrimary(pages map[int]map[string]float64) (int, float64) {
+// those scraped, and its view; -1 if none or more than one does. A node
+// labels its series with its address.
+func metricsPrimary(pages map[int]map[string]float64, addrs []string) (int, float64) {
 	primary, view := -1, 0.0
 	for i, page := range pages {
-		label := fmt.Sprintf("{replica=%q}", strconv.Itoa(i))
+		label := fmt.Sprintf("{replica=%q}", addrs[i])
 		if page["vsr_is_primary"+label] == 1 {
 			if primary >= 0 {
 				return -1, 0
@@ -115,13 +116,13 @@ func TestProcessesServeMetricsThroughAKill9Failover(t *testing.T) {
 	var oldView float64
 	waitFor(t, "the metrics to name one primary that has committed ops", 10*time.Second, func() bool {
 		pages := all(0, 1, 2)
-		old, oldView = metricsPrimary(pages)
-		return len(pages) == 3 && old >= 0 && pages[old][fmt.Sprintf("vsr_ops_committed_total{replica=%q}", fmt.Sprint(old))] > 0
+		old, oldView = metricsPrimary(pages, addrs)
+		return len(pages) == 3 && old >= 0 && pages[old][fmt.Sprintf("vsr_ops_committed_total{replica=%q}", addrs[old])] > 0
 	})
 	require.Equal(t, old, primaryOf(c.StatusWithoutDigest(time.Second)), "the metrics and the status agree on the primary")
 	page := scrape(url(old, "/metrics"))
-	require.NotZero(t, page[fmt.Sprintf("vsr_commit_latency_seconds_count{replica=%q}", fmt.Sprint(old))])
-	require.NotZero(t, page[fmt.Sprintf("vsr_messages_sent_total{replica=%q,type=\"prepare\"}", fmt.Sprint(old))])
+	require.NotZero(t, page[fmt.Sprintf("vsr_commit_latency_seconds_count{replica=%q}", addrs[old])])
+	require.NotZero(t, page[fmt.Sprintf("vsr_messages_sent_total{replica=%q,type=\"prepare\"}", addrs[old])])
 	require.Contains(t, page, "go_goroutines", "the node serves the Go runtime's metrics too")
 
 	procs[old].kill9()
@@ -129,21 +130,23 @@ func TestProcessesServeMetricsThroughAKill9Failover(t *testing.T) {
 	var next int
 	var nextView float64
 	waitFor(t, "a survivor's metrics to name a new primary in a later view", 20*time.Second, func() bool {
-		next, nextView = metricsPrimary(all(survivors...))
+		next, nextView = metricsPrimary(all(survivors...), addrs)
 		return next >= 0 && nextView > oldView
 	})
 	w.await(t, "operations after the kill", 20)
 	for _, i := range survivors {
 		page := scrape(url(i, "/metrics"))
-		label := fmt.Sprintf("{replica=%q}", fmt.Sprint(i))
+		label := fmt.Sprintf("{replica=%q}", addrs[i])
 		require.GreaterOrEqual(t, page["vsr_view_changes_completed_total"+label], 1.0, "replica %d saw the view change", i)
 		require.Equal(t, nextView, page["vsr_view"+label], "replica %d is in the new view", i)
-		require.Equal(t, 1.0, page[fmt.Sprintf("vsr_status{replica=%q,status=\"normal\"}", fmt.Sprint(i))])
+		require.Equal(t, 1.0, page[fmt.Sprintf("vsr_status{replica=%q,status=\"normal\"}", addrs[i])])
 		body, code, err := get(url(i, "/readyz"))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, code, body)
 	}
-	lag := fmt.Sprintf("vsr_backup_lag_ops{backup=%q,replica=%q}", fmt.Sprint(old), fmt.Sprint(next))
+	// The backup label is an index in the configuration, which here is
+	// the index the test started the node with.
+	lag := fmt.Sprintf("vsr_backup_lag_ops{backup=%q,replica=%q}", fmt.Sprint(old), addrs[next])
 	waitFor(t, "the new primary's metrics to show the dead replica falling behind", 10*time.Second, func() bool {
 		return scrape(url(next, "/metrics"))[lag] > 0
 	})

@@ -42,6 +42,8 @@ type Metrics struct {
 	// reads it without a lock.
 	mu       sync.Mutex
 	replicas atomic.Pointer[[]*replicaMetrics]
+	// one, if set, is the one replica of a Metrics made by ForReplica.
+	one *replicaMetrics
 
 	commitLatency *prometheus.HistogramVec
 	batchSize     *prometheus.HistogramVec
@@ -66,8 +68,26 @@ var (
 // and committing them.
 const maxLatencyMarks = 4096
 
-// New makes a Metrics with no replica seen yet.
+// New makes a Metrics for any number of replicas, each labelled with its
+// number (Observation.Replica), with no replica seen yet.
 func New() *Metrics {
+	m := newMetrics()
+	m.replicas.Store(&[]*replicaMetrics{})
+	return m
+}
+
+// ForReplica makes a Metrics for one replica, whatever its number, with
+// label as its "replica" label: a node's address, say. A node's index in
+// its configuration changes when the group is reconfigured; its series must
+// not.
+func ForReplica(label string) *Metrics {
+	m := newMetrics()
+	m.one = m.newReplica(label)
+	m.replicas.Store(&[]*replicaMetrics{m.one})
+	return m
+}
+
+func newMetrics() *Metrics {
 	m := &Metrics{
 		commitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vsr_commit_latency_seconds",
@@ -90,13 +110,15 @@ func New() *Metrics {
 			Buckets: sizeBuckets,
 		}, messageLabels),
 	}
-	m.replicas.Store(&[]*replicaMetrics{})
 	return m
 }
 
 // Observe records one observation; it makes the Metrics an actors.Observer.
 func (m *Metrics) Observe(o actors.Observation) {
-	r := m.replica(o.Replica)
+	r := m.one
+	if r == nil {
+		r = m.replica(o.Replica)
+	}
 	if r == nil {
 		return
 	}
@@ -160,15 +182,14 @@ func (m *Metrics) replica(i int) *replicaMetrics {
 	}
 	next := make([]*replicaMetrics, max(len(rs), i+1))
 	copy(next, rs)
-	next[i] = m.newReplica(i)
+	next[i] = m.newReplica(strconv.Itoa(i))
 	m.replicas.Store(&next)
 	return next[i]
 }
 
-// newReplica makes replica i's metrics, with every labelled child resolved
-// now so that Observe never looks one up.
-func (m *Metrics) newReplica(i int) *replicaMetrics {
-	label := strconv.Itoa(i)
+// newReplica makes the metrics of the replica labelled label, with every
+// labelled child resolved now so that Observe never looks one up.
+func (m *Metrics) newReplica(label string) *replicaMetrics {
 	r := &replicaMetrics{label: label, commitLatency: m.commitLatency.WithLabelValues(label),
 		batch: m.batchSize.WithLabelValues(label), apply: m.applyDuration.WithLabelValues(label)}
 	for t := range r.sentBytes {

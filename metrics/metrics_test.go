@@ -244,3 +244,27 @@ func TestAStoppedReplicaIsDownAndNoLongerPrimary(t *testing.T) {
 	m.Observe(primaryOf3(actors.ObservedStatusChanged, 5, 5)) // a new instance reports
 	require.Equal(t, 1.0, value(t, reg, "vsr_replica_up", "replica", "0"))
 }
+
+// A node's index changes when its group is reconfigured: a Metrics made
+// for one replica keeps one series whatever the index.
+func TestForReplicaKeepsOneSeriesAcrossIndexChanges(t *testing.T) {
+	m, reg := ForReplica("10.0.0.7:7000"), prometheus.NewRegistry()
+	require.NoError(t, reg.Register(m))
+	for _, index := range []int{2, 0, 4} {
+		o := primaryOf3(actors.ObservedCommitAdvanced, 1, 1)
+		o.Replica, o.Index, o.Count = index, index, 1
+		m.Observe(o)
+	}
+	require.Equal(t, 3.0, value(t, reg, "vsr_ops_committed_total", "replica", "10.0.0.7:7000"))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "replica" {
+					require.Equal(t, "10.0.0.7:7000", l.GetValue(), f.GetName())
+				}
+			}
+		}
+	}
+}

@@ -88,7 +88,8 @@ func nodeCommand(args []string, stdout, stderr io.Writer) int {
 	var observer actors.Observer
 	var registry *prometheus.Registry
 	if *metricsAddr != "" {
-		m := metrics.New()
+		// Labelled by address: the node's index changes with reconfigurations.
+		m := metrics.ForReplica(cfg.Replicas[*index])
 		registry = prometheus.NewRegistry()
 		registry.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		observer = m
