@@ -37,4 +37,46 @@
 // Observer). NewActorSystem makes an actor system that logs nothing unless
 // given a logger. Client errors are typed: ErrTimeout, ErrNoSuchGroup,
 // ErrRejected (wrapping the reason) and ErrClosed.
+//
+// # Replicas under your own parent
+//
+// A program may host replicas as children of an actor of its own, under a
+// supervision strategy of its own, instead of under package supervisor. The
+// parent spawns each replica with ctx.SpawnNamed from the Props that
+// NewReplicaProps returned, and every replica and every Client gets a
+// Resolve that maps each member name to the PID of the child that hosts
+// it, and returns nil for a name it does not know. A child's PID is the
+// parent's ID, a slash and the child's name, at the actor system's address:
+// compute it from the name rather than recording what SpawnNamed returned,
+// so that it holds before the children exist and after a restart (a
+// restarted child keeps its PID). Resolve runs on the replica's goroutine
+// for every message it sends, so it must be cheap and must not block. The
+// parent spawns its children when it handles Started, after the call that
+// spawned the parent has returned: ask the parent something before a
+// client's first call, which could otherwise find no replica actor and end
+// with ErrNoSuchGroup. ExampleNewReplicaProps_underYourParent shows it all.
+//
+// The parent's strategy must restart a replica that panics, or stop it,
+// and never resume it. A restart makes a new instance from the same Props,
+// and every instance but the first runs VR recovery: it comes back with the
+// state its peers hold, and never answers as if it still had the state the
+// failed instance lost. A resumed replica goes on with the instance that
+// panicked, in whatever state the panic left it: a batch half stepped, to
+// be stepped again, an operation half applied to the state machine, or a
+// tick never rescheduled, after which it never ticks again. A stopped
+// replica stays down, and the group serves while a majority is up. Hence:
+//
+//   - Make each replica's Props once, outside the parent, and spawn every
+//     instance from them. Props count the instances they make; new Props
+//     would start a new, empty replica in view 0 that knows nothing of the
+//     group's history.
+//   - Restart one replica at a time: actor.NewOneForOneStrategy with a
+//     decider that returns actor.RestartDirective (actor.DefaultDecider,
+//     and Proto.Actor's default strategy, do). A strategy that restarts
+//     every child at once (AllForOne), or a failure escalated to a parent
+//     whose own restart stops all its children, leaves no replica holding
+//     the state to recover from: without disks (ReplicaConfig.OpenStore)
+//     the group then stays in recovery for good.
+//   - Past the strategy's restart limit the replica is stopped; spawn it
+//     again from the same Props to bring it back through recovery.
 package actors

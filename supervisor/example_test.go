@@ -6,6 +6,9 @@ import (
 	"log"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/statemachine/kv"
 	"github.com/vsrgo/vsr/supervisor"
 )
@@ -93,4 +96,75 @@ func ExampleGroup_Reconfigure() {
 	// epoch 0: members [0 1 2]
 	// added replica 3
 	// epoch 1: members [0 1 3]
+}
+
+// Two groups side by side inside an actor system the program made and
+// owns, beside an actor of its own: each group needs its own Name there,
+// and Stop stops a group's replicas but leaves the system, and everything
+// else in it, running.
+func ExampleStartGroup_ownActorSystem() {
+	// actors.NewActorSystem logs nothing unless given a logger.
+	system, _ := actors.NewActorSystem(nil)
+	defer system.Shutdown() // the program's business, not the groups'
+
+	// An actor of the program's own, which answers "pong".
+	pinger := system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(string); ok {
+			ctx.Respond("pong")
+		}
+	}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names := []string{"orders", "stock"}
+	groups := make([]*supervisor.Group, len(names))
+	for k, name := range names {
+		group, err := supervisor.StartGroup(supervisor.GroupConfig{
+			System:          system,
+			Name:            name, // unique in the system: it names the group's actors
+			ClusterID:       1,
+			Replicas:        3,
+			NewStateMachine: kv.New,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		groups[k] = group
+	}
+	// Both groups run at once; each keeps its own state.
+	for k, group := range groups {
+		client, err := group.NewClient(1)
+		if err != nil {
+			log.Fatal(err)
+		}
+		// The client's sessions live in the program's system: a group's
+		// Stop does not close them.
+		defer client.Close()
+		if _, err := client.Execute(ctx, kv.PutOp("group", []byte(names[k]))); err != nil {
+			log.Fatal(err)
+		}
+		res, err := client.Read(ctx, kv.GetOp("group"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		r, err := kv.DecodeResult(res)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("group %s holds %s\n", names[k], r.GetValue())
+	}
+	for _, group := range groups {
+		group.Stop()
+	}
+
+	// The groups have stopped; the system and the program's actor run on.
+	answer, err := system.Root.RequestFuture(pinger, "ping", 5*time.Second).Result()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the program's own actor still answers:", answer)
+	// Output:
+	// group orders holds orders
+	// group stock holds stock
+	// the program's own actor still answers: pong
 }

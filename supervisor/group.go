@@ -21,7 +21,8 @@ import (
 	"github.com/vsrgo/vsr/vsr"
 )
 
-// GroupConfig configures a group started in one actor system.
+// GroupConfig configures a group started in one actor system: a new one
+// that the group owns, or the caller's own (System).
 type GroupConfig struct {
 	// ClusterID names the group (any value; replicas of other groups are
 	// ignored).
@@ -31,8 +32,23 @@ type GroupConfig struct {
 	// NewStateMachine makes one replica's state machine; it is called again
 	// whenever a replica restarts.
 	NewStateMachine statemachine.Factory
-	// Name prefixes the group's actor names (default "vsr").
+	// Name prefixes the group's actor names (default "vsr"): its supervisor
+	// is Name+"-supervisor" and replica i is ReplicaID(Name+"-supervisor",
+	// i). Groups that share an actor system need different names; a name
+	// already taken there makes StartGroup fail.
 	Name string
+	// System, if set, is the actor system the group starts in, one that
+	// the caller made and owns: the group then lives beside the caller's
+	// own actors, and a program needs one actor system (one set of
+	// dispatchers, one remote endpoint, one logger) however many groups it
+	// runs. The group spawns only its supervisor (see Name) and the
+	// replicas under it; Stop stops those and leaves the system running,
+	// and shutting the system down is the caller's business. Clients made
+	// by NewClient live in the system too: Close them, since Stop does
+	// not. Nil makes a new actor system for the group, which Stop shuts
+	// down. A system made with actors.NewActorSystem logs nothing unless
+	// given a logger; one made with Proto.Actor's defaults logs at INFO.
+	System *actor.ActorSystem
 	// TickInterval is the core's tick (actors.DefaultTickInterval if zero).
 	TickInterval time.Duration
 	// Timing overrides the core's timing in ticks and its history bounds
@@ -41,9 +57,11 @@ type GroupConfig struct {
 	// identity fields (cluster ID, count, index, state machine, seed) are
 	// the group's own and are ignored here.
 	Timing vsr.Config
-	// Logger receives the log of the actor system the group creates;
-	// nothing is logged if nil. Proto.Actor logs ordinary peer loss at
-	// ERROR, so a user who wants those lines must ask for them.
+	// Logger receives the replicas' own log and, when the group makes its
+	// actor system, that system's log; nothing is logged if nil. Proto.Actor
+	// logs ordinary peer loss at ERROR, so a user who wants those lines must
+	// ask for them. With System set, the system keeps the logger its owner
+	// gave it, and Logger only names where the replicas' lines go.
 	Logger *slog.Logger
 	// OnEvent is called on every change of a replica's status, view or
 	// epoch, from that replica's goroutine; it must not block. Event.Replica
@@ -72,11 +90,19 @@ type GroupConfig struct {
 // a replica that joins in a reconfiguration takes the next number. A
 // replica's member name in the protocol is its number in decimal.
 type Group struct {
-	cfg     GroupConfig
-	system  *actor.ActorSystem
-	logger  *slog.Logger
-	supName string
-	sup     *Supervisor
+	cfg    GroupConfig
+	system *actor.ActorSystem
+	// ownSystem is set when StartGroup made system, which Stop then shuts
+	// down; a system the caller gave (GroupConfig.System) is left running.
+	ownSystem bool
+	// stopped is set by Stop: the group's own end, which a caller's system
+	// that keeps running cannot tell. stopOnce makes a second Stop wait for
+	// the first.
+	stopped  atomic.Bool
+	stopOnce sync.Once
+	logger   *slog.Logger
+	supName  string
+	sup      *Supervisor
 	// core is the core configuration every replica starts from, identity
 	// aside.
 	core vsr.Config
@@ -105,10 +131,13 @@ type slot struct {
 // ErrStopped is returned by a Group that has been stopped.
 var ErrStopped = errors.New("vsr: group stopped")
 
-// StartGroup starts n replicas in a new actor system and returns once every
-// replica actor is running. With a DataDir that a group used before, it
-// starts that group again from its disks, with the replicas it added since
-// it started.
+// StartGroup starts n replicas in a new actor system, or in
+// GroupConfig.System, and returns once every replica actor is running. With
+// a DataDir that a group used before, it starts that group again from its
+// disks, with the replicas it added since it started. In a caller's system
+// it fails, with an error wrapping actor.ErrNameExists and nothing changed,
+// when a group (or another actor) already has the name; a StartGroup that
+// fails never shuts the caller's system down.
 func StartGroup(cfg GroupConfig) (*Group, error) {
 	if cfg.NewStateMachine == nil {
 		return nil, vsr.ErrNoStateMachine
@@ -128,11 +157,22 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	system, logger := actors.NewActorSystem(cfg.Logger)
-	g := &Group{cfg: cfg, system: system, logger: logger, supName: cfg.Name + "-supervisor", core: core}
+	system, logger, own := cfg.System, cfg.Logger, cfg.System == nil
+	if own {
+		system, logger = actors.NewActorSystem(cfg.Logger)
+	} else if system.IsStopped() {
+		return nil, fmt.Errorf("vsr: cannot start group %q: %w", cfg.Name, ErrStopped)
+	}
+	g := &Group{cfg: cfg, system: system, ownSystem: own, logger: logger, supName: cfg.Name + "-supervisor", core: core}
 	g.slots.Store(&[]*slot{})
 	if g.sup, err = StartSupervisor(system, g.supName, nil, cfg.MaxRestarts, cfg.RestartWindow); err != nil {
-		system.Shutdown()
+		if own {
+			system.Shutdown()
+		}
+		if errors.Is(err, actor.ErrNameExists) {
+			err = fmt.Errorf("vsr: cannot start group %q: actor %q already exists in this actor system "+
+				"(give each group its own GroupConfig.Name): %w", cfg.Name, g.supName, actor.ErrNameExists)
+		}
 		return nil, err
 	}
 	first := memberNames(cfg.Replicas)
@@ -169,6 +209,11 @@ func (g *Group) memberConfig(members []string, i int, joining bool) vsr.Config {
 func (g *Group) host(i int, c vsr.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.isStopped() {
+		// The supervisor is gone, though a caller's system still runs: a
+		// replica that joins after Stop has nowhere to go.
+		return ErrStopped
+	}
 	old := *g.slots.Load()
 	if i != len(old) {
 		return fmt.Errorf("vsr: replica %d cannot be added after replica %d", i, len(old)-1)
@@ -236,7 +281,8 @@ func (cfg GroupConfig) openStore(i int, c vsr.Config) func() (storage.Store, err
 	return func() (storage.Store, error) { return storage.Open(storage.OSFS{}, dir, id, storage.Options{}) }
 }
 
-// System is the group's actor system.
+// System is the actor system the group runs in: GroupConfig.System, or the
+// one StartGroup made.
 func (g *Group) System() *actor.ActorSystem { return g.system }
 
 // Peers returns the PIDs of every replica the group has hosted, by number,
@@ -252,7 +298,7 @@ func (g *Group) Peers() []*actor.PID {
 // NewClient returns a client of the group with the given number of sessions
 // (requests in flight at once).
 func (g *Group) NewClient(sessions int) (*actors.Client, error) {
-	if g.system.IsStopped() {
+	if g.isStopped() {
 		return nil, ErrStopped
 	}
 	_, members := g.configuration()
@@ -370,7 +416,7 @@ func (g *Group) Crash(i int) error {
 }
 
 func (g *Group) check(i int) error {
-	if g.system.IsStopped() {
+	if g.isStopped() {
 		return ErrStopped
 	}
 	if i < 0 || i >= len(g.replicas()) {
@@ -379,13 +425,26 @@ func (g *Group) check(i int) error {
 	return nil
 }
 
-// Stop stops every replica and the actor system. It is safe to call twice.
+// isStopped reports whether the group was stopped, or its actor system shut
+// down under it (by the caller who owns it).
+func (g *Group) isStopped() bool { return g.stopped.Load() || g.system.IsStopped() }
+
+// Stop stops every replica and the group's supervisor, and shuts the actor
+// system down if the group made it; a caller's system (GroupConfig.System)
+// keeps running, with its other actors and groups. Afterwards NewClient,
+// Kill, Restart, Crash, SetDeaf, Reconfigure and Replace return ErrStopped,
+// and Status reports every replica Down. It is safe to call twice, and from
+// several goroutines: each call returns once the group has stopped.
 func (g *Group) Stop() {
-	if g.system.IsStopped() {
-		return
-	}
-	if g.sup != nil {
-		_ = g.sup.Stop()
-	}
-	g.system.Shutdown()
+	g.stopped.Store(true)
+	g.stopOnce.Do(func() {
+		// The supervisor is stopped even in a system its owner has shut
+		// down: Proto.Actor's Shutdown stops no actor.
+		if g.sup != nil {
+			_ = g.sup.Stop()
+		}
+		if g.ownSystem {
+			g.system.Shutdown()
+		}
+	})
 }

@@ -114,7 +114,7 @@ func (g *Group) Reconfigure(ctx context.Context, replicas []int) error {
 // most until ctx ends, or reportWait without a deadline, since the change
 // itself has committed.
 func (g *Group) reconfigure(ctx context.Context, replicas []int) error {
-	if g.system.IsStopped() {
+	if g.isStopped() {
 		return ErrStopped
 	}
 	names, fresh, err := g.plan(replicas)

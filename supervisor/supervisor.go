@@ -1,5 +1,6 @@
 // Package supervisor spawns replica actors under a restart strategy, and
-// runs whole groups in one actor system.
+// runs whole groups in one actor system: a new one, or the caller's own
+// (GroupConfig.System).
 //
 // [StartGroup] is the way to run a group in one process, for tests, demos
 // and programs that want replication without a network: it starts n

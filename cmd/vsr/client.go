@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
-	"github.com/vsrgo/vsr/actors"
 	"github.com/vsrgo/vsr/cluster"
 	"github.com/vsrgo/vsr/statemachine/kv"
 )
@@ -21,8 +19,11 @@ Talks to a group of key-value stores by address. Commands:
   put KEY VALUE        write KEY (through the log)
   get KEY              linearizable read of KEY (add -stale for a possibly stale one)
   cas KEY OLD NEW      set KEY to NEW if it holds OLD
-  status               each replica's status, view, op and commit numbers
-                       (add -digest for a digest of each replica's state)
+  status               a table of each replica's status, role, epoch, view, op and
+                       commit numbers, and how many ops it is behind the primary
+                       (add -digest for a digest of each replica's state, -json
+                       for one JSON document instead of the table); exits 1 if
+                       any replica did not answer
 
 flags:
 `
@@ -37,6 +38,7 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	stale := fs.Bool("stale", false, "get: read from any replica, possibly stale")
 	digest := fs.Bool("digest", false, "status: also show a digest of each replica's state (each replica encodes its whole state machine for it)")
+	asJSON := fs.Bool("json", false, "status: print one JSON document instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -60,10 +62,11 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 	if rest[0] == "status" {
 		// The digest costs every replica an encoding of its whole state
 		// machine, so it is asked for only on request.
+		f := statusFormat{digest: *digest, json: *asJSON}
 		if *digest {
-			return printStatus(c.Status(*timeout), cfg, true, stdout)
+			return printStatus(c.Status(*timeout), cfg, f, stdout)
 		}
-		return printStatus(c.StatusWithoutDigest(*timeout), cfg, false, stdout)
+		return printStatus(c.StatusWithoutDigest(*timeout), cfg, f, stdout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -106,42 +109,4 @@ func clientCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "swapped")
 	}
 	return 0
-}
-
-func printStatus(st []*actors.StatusReply, cfg cluster.Config, digest bool, w io.Writer) int {
-	code := 0
-	defer printMembers(st, w)
-	for j, s := range st {
-		if s == nil {
-			fmt.Fprintf(w, "replica %d  %-21s  down or unreachable\n", j, cfg.Replicas[j])
-			code = 1
-			continue
-		}
-		role := "backup"
-		if s.Status == "normal" && s.Primary == s.Replica {
-			role = "primary"
-		}
-		state := ""
-		if digest && len(s.Digest) >= 6 {
-			state = fmt.Sprintf("  state %x", s.Digest[:6])
-		}
-		fmt.Fprintf(w, "replica %d  %-21s  %-11s %-7s epoch %d  view %d  op %d  commit %d%s  dropped %d\n",
-			j, cfg.Replicas[j], s.Status, role, s.Epoch, s.View, s.OpNumber, s.CommitNumber, state, s.Dropped+s.Foreign)
-	}
-	return code
-}
-
-// printMembers names the configuration of the latest epoch any replica
-// reported: after a reconfiguration, the addresses asked may not be the
-// members any more.
-func printMembers(st []*actors.StatusReply, w io.Writer) {
-	var latest *actors.StatusReply
-	for _, s := range st {
-		if s != nil && len(s.Members) > 0 && (latest == nil || s.Epoch > latest.Epoch) {
-			latest = s
-		}
-	}
-	if latest != nil {
-		fmt.Fprintf(w, "epoch %d members: %s\n", latest.Epoch, strings.Join(latest.Members, ", "))
-	}
 }

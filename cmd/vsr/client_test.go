@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -55,10 +56,35 @@ func TestClientStatusCommandTakesNoSnapshotUnlessAsked(t *testing.T) {
 	}
 	out := status()
 	require.Zero(t, snaps.Load(), "status without -digest took a snapshot:\n%s", out)
-	require.NotContains(t, out, "state ")
-	require.Contains(t, out, "primary")
+	header, rows, _ := parseStatusTable(t, out)
+	require.NotContains(t, header, "STATE", out)
+	require.Len(t, rows, 3, out)
+	require.Equal(t, 1, strings.Count(strings.Join(column(rows, "ROLE"), " "), primaryMark), out)
 
 	out = status("-digest")
 	require.Equal(t, int64(3), snaps.Load(), "status -digest takes one snapshot per replica:\n%s", out)
-	require.Equal(t, 3, strings.Count(out, "state "), out)
+	_, rows, _ = parseStatusTable(t, out)
+	for _, state := range column(rows, "STATE") {
+		require.Regexp(t, "^[0-9a-f]{12}$", state, out)
+	}
+
+	// The JSON form asks the same replicas, without a digest unless -digest.
+	out = status("-json")
+	require.Equal(t, int64(3), snaps.Load(), "status -json took a snapshot:\n%s", out)
+	var doc struct {
+		Replicas []struct {
+			Reachable bool
+			Digest    *string
+		}
+		Primary *int
+		Members []string
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	require.Len(t, doc.Replicas, 3, out)
+	for _, r := range doc.Replicas {
+		require.True(t, r.Reachable, out)
+		require.Nil(t, r.Digest, out)
+	}
+	require.NotNil(t, doc.Primary, out)
+	require.Equal(t, addrs, doc.Members, out)
 }
