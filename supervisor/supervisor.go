@@ -78,10 +78,24 @@ func (s *Supervisor) Spawn(i int) error {
 	if err != nil {
 		return fmt.Errorf("vsr: cannot start replica %d: %w", i, err)
 	}
-	if r := res.(*spawned); r.err != nil {
-		return fmt.Errorf("vsr: cannot start replica %d: %w", i, r.err)
+	if err := spawnedErr(res); err != nil {
+		return fmt.Errorf("vsr: cannot start replica %d: %w", i, err)
 	}
 	return nil
+}
+
+// ErrSupervisorStopped is returned by a Supervisor that has been stopped.
+var ErrSupervisorStopped = errors.New("vsr: supervisor stopped")
+
+// spawnedErr is the error a supervisor answered with; an answer that is
+// not the supervisor's own comes from Proto.Actor's dead letters, when the
+// supervisor has stopped.
+func spawnedErr(res any) error {
+	r, ok := res.(*spawned)
+	if !ok {
+		return fmt.Errorf("%w (answered %T)", ErrSupervisorStopped, res)
+	}
+	return r.err
 }
 
 // Host makes props the maker of replica i, which this supervisor did not
@@ -95,7 +109,7 @@ func (s *Supervisor) Host(i int, props *actor.Props) error {
 	if err != nil {
 		return fmt.Errorf("vsr: cannot host replica %d: %w", i, err)
 	}
-	return res.(*spawned).err
+	return spawnedErr(res)
 }
 
 // Kill stops replica i at once, as a crash would: it loses everything it

@@ -1,0 +1,22 @@
+package supervisor_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vsrgo/vsr/actors"
+	"github.com/vsrgo/vsr/supervisor"
+)
+
+// A Supervisor used after Stop answers with an error: Proto.Actor's dead
+// letters answer for it, and that answer must not be taken for its own.
+func TestAStoppedSupervisorRefusesWithAnErrorNotAPanic(t *testing.T) {
+	system, _ := actors.NewActorSystem(nil)
+	t.Cleanup(system.Shutdown)
+	sup, err := supervisor.StartSupervisor(system, "stopped", nil, 0, 0)
+	require.NoError(t, err)
+	require.NoError(t, sup.Stop())
+	require.Error(t, sup.Spawn(0))
+	require.Error(t, sup.Host(0, nil))
+}
