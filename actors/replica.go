@@ -244,7 +244,8 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
 		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
-		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *messages.StartEpoch, *messages.EpochStarted, *stepBatch:
+		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *messages.StartEpoch, *messages.EpochStarted,
+		*messages.EpochQuery, *messages.EpochEnded, *stepBatch:
 	default:
 		a.stepPending(ctx) // whatever comes next sees the messages before it
 	}
@@ -291,7 +292,8 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		*messages.StartViewChange, *messages.DoViewChange, *messages.StartView,
 		*messages.Recovery, *messages.RecoveryResponse, *messages.GetState, *messages.NewState,
 		*messages.ConfirmView, *messages.ConfirmViewOK, *messages.GetCheckpoint, *messages.CheckpointChunk,
-		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *messages.StartEpoch, *messages.EpochStarted:
+		*messages.ViewChangeProbe, *messages.ViewChangeProbeOK, *messages.StartEpoch, *messages.EpochStarted,
+		*messages.EpochQuery, *messages.EpochEnded:
 		pm := m.(proto.Message)
 		if a.cfg.DropInbound != nil && a.cfg.DropInbound(pm) {
 			return // fault injection: lost before it reached this replica

@@ -2522,6 +2522,161 @@ func (x *EpochStarted) GetReplica() uint32 {
 	return 0
 }
 
+// EpochQuery asks whether the configuration a joining replica was started
+// to join has begun an epoch that has since ended without it. A replica
+// that is joining and has heard of no epoch yet sends it every heartbeat to
+// the other members of its configuration: if it was cut off for the whole
+// of its change, and a later change removed it, nothing else would ever
+// tell it. members is the asker's configuration and replica its index
+// there; it knows no epoch, so the query carries none.
+type EpochQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Members       []string               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Replica       uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochQuery) Reset() {
+	*x = EpochQuery{}
+	mi := &file_vsr_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochQuery) ProtoMessage() {}
+
+func (x *EpochQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochQuery.ProtoReflect.Descriptor instead.
+func (*EpochQuery) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EpochQuery) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *EpochQuery) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *EpochQuery) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+// EpochEnded answers EpochQuery: the asker's configuration, members, was
+// epoch `epoch`, which has ended; the sender, members[replica], is now in
+// current_epoch, whose configuration, current_members, does not name the
+// asker. The asker held no state and never voted, so it leaves.
+type EpochEnded struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId      uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch          uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	CurrentEpoch   uint64                 `protobuf:"varint,3,opt,name=current_epoch,json=currentEpoch,proto3" json:"current_epoch,omitempty"`
+	Replica        uint32                 `protobuf:"varint,4,opt,name=replica,proto3" json:"replica,omitempty"`
+	Members        []string               `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	CurrentMembers []string               `protobuf:"bytes,6,rep,name=current_members,json=currentMembers,proto3" json:"current_members,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EpochEnded) Reset() {
+	*x = EpochEnded{}
+	mi := &file_vsr_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochEnded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochEnded) ProtoMessage() {}
+
+func (x *EpochEnded) ProtoReflect() protoreflect.Message {
+	mi := &file_vsr_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochEnded.ProtoReflect.Descriptor instead.
+func (*EpochEnded) Descriptor() ([]byte, []int) {
+	return file_vsr_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *EpochEnded) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *EpochEnded) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EpochEnded) GetCurrentEpoch() uint64 {
+	if x != nil {
+		return x.CurrentEpoch
+	}
+	return 0
+}
+
+func (x *EpochEnded) GetReplica() uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+func (x *EpochEnded) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *EpochEnded) GetCurrentMembers() []string {
+	if x != nil {
+		return x.CurrentMembers
+	}
+	return nil
+}
+
 var File_vsr_proto protoreflect.FileDescriptor
 
 const file_vsr_proto_rawDesc = "" +
@@ -2738,7 +2893,22 @@ const file_vsr_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
-	"\areplica\x18\x03 \x01(\rR\areplica*N\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\"_\n" +
+	"\n" +
+	"EpochQuery\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\rR\areplica\"\xc3\x01\n" +
+	"\n" +
+	"EpochEnded\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12#\n" +
+	"\rcurrent_epoch\x18\x03 \x01(\x04R\fcurrentEpoch\x12\x18\n" +
+	"\areplica\x18\x04 \x01(\rR\areplica\x12\x18\n" +
+	"\amembers\x18\x05 \x03(\tR\amembers\x12'\n" +
+	"\x0fcurrent_members\x18\x06 \x03(\tR\x0ecurrentMembers*N\n" +
 	"\bReadMode\x12\x11\n" +
 	"\rREAD_MODE_LOG\x10\x00\x12\x1a\n" +
 	"\x16READ_MODE_LINEARIZABLE\x10\x01\x12\x13\n" +
@@ -2767,7 +2937,7 @@ func file_vsr_proto_rawDescGZIP() []byte {
 }
 
 var file_vsr_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_vsr_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_vsr_proto_goTypes = []any{
 	(ReadMode)(0),             // 0: vsr.ReadMode
 	(ReplyError)(0),           // 1: vsr.ReplyError
@@ -2797,6 +2967,8 @@ var file_vsr_proto_goTypes = []any{
 	(*ViewChangeProbeOK)(nil), // 25: vsr.ViewChangeProbeOK
 	(*StartEpoch)(nil),        // 26: vsr.StartEpoch
 	(*EpochStarted)(nil),      // 27: vsr.EpochStarted
+	(*EpochQuery)(nil),        // 28: vsr.EpochQuery
+	(*EpochEnded)(nil),        // 29: vsr.EpochEnded
 }
 var file_vsr_proto_depIdxs = []int32{
 	2,  // 0: vsr.Request.reply_to:type_name -> vsr.ClientAddress
@@ -2830,7 +3002,7 @@ func file_vsr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vsr_proto_rawDesc), len(file_vsr_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -31,6 +31,8 @@ const (
 	msgViewChangeProbeOK
 	msgStartEpoch
 	msgEpochStarted
+	msgEpochQuery
+	msgEpochEnded
 	numMessageTypes
 )
 
@@ -42,6 +44,7 @@ var messageTypeNames = [numMessageTypes]string{
 	msgGetCheckpoint: "get_checkpoint", msgCheckpointChunk: "checkpoint_chunk", msgConfirmView: "confirm_view",
 	msgConfirmViewOK: "confirm_view_ok", msgViewChangeProbe: "view_change_probe",
 	msgViewChangeProbeOK: "view_change_probe_ok", msgStartEpoch: "start_epoch", msgEpochStarted: "epoch_started",
+	msgEpochQuery: "epoch_query", msgEpochEnded: "epoch_ended",
 }
 
 // messageType is m's label index.
@@ -87,6 +90,10 @@ func messageType(m proto.Message) int {
 		return msgStartEpoch
 	case *messages.EpochStarted:
 		return msgEpochStarted
+	case *messages.EpochQuery:
+		return msgEpochQuery
+	case *messages.EpochEnded:
+		return msgEpochEnded
 	}
 	return msgOther
 }

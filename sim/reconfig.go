@@ -106,6 +106,12 @@ type world struct {
 	// committed log says.
 	committed map[uint64]*messages.Entry
 	epochs    []epochRecord
+	// isolated is a joiner cut off from everyone from its start until the
+	// operator's next change, which removes it, is answered (or the faults
+	// heal); -1 for none. It never hears of the epoch it was started for,
+	// and must find out from its EpochQuery that the epoch has ended
+	// without it.
+	isolated  int
 	violation error
 	padding   int
 }
@@ -138,7 +144,7 @@ func newWorld(o Options) *world {
 	w := &world{o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x7265636f6e666967)), faulty: true,
 		bugs: o.Bugs, inflight: make([][]rpacket, maxDelayTicks+2), cut: map[[2]int]bool{},
 		history: &History{}, trace: newTrace(o.TraceEvents), stats: Stats{Faults: map[string]int{}},
-		committed: map[uint64]*messages.Entry{}}
+		committed: map[uint64]*messages.Entry{}, isolated: -1}
 	w.durable = w.rng.Float64() < o.Faults.Durable
 	w.padding = w.rng.IntN(2) * 3000
 	members := make([]string, o.Replicas)
@@ -263,6 +269,10 @@ func (w *world) tick() {
 
 // send puts a packet in flight, through this run's faults.
 func (w *world) send(from, to int, msg proto.Message) {
+	if w.isolated >= 0 && (from == w.isolated || to == w.isolated) {
+		w.stats.Faults["joiner-isolated-drop"]++
+		return
+	}
 	if w.faulty && from < int(clientBase) && to < int(clientBase) && w.cut[[2]int{from, to}] {
 		w.stats.Faults["partition-drop"]++
 		return

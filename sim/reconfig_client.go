@@ -145,7 +145,17 @@ func (op *operator) step() {
 	cur := w.epochs[len(w.epochs)-1].members
 	next := slices.Clone(cur)
 	kind := w.rng.IntN(3)
+	isolate := false
 	switch {
+	case w.isolated >= 0 && slices.Contains(cur, nodeName(w.isolated)):
+		// The joiner cut off during the last change is replaced before it
+		// ever heard of it.
+		next[slices.Index(next, nodeName(w.isolated))] = nodeName(len(w.nodes))
+		w.stats.Faults["reconfigure-remove-isolated-joiner"]++
+	case w.isolated < 0 && kind == 0 && op.left >= 2 && w.rng.IntN(3) == 0:
+		next[w.rng.IntN(len(next))] = nodeName(len(w.nodes))
+		isolate = true
+		w.stats.Faults["reconfigure-replace-isolated-joiner"]++
 	case kind == 1 && len(cur) == 3:
 		next = append(next, nodeName(len(w.nodes)), nodeName(len(w.nodes)+1))
 		w.stats.Faults["reconfigure-grow"]++
@@ -178,6 +188,9 @@ func (op *operator) step() {
 				return
 			}
 			w.startNode(next, slices.Index(next, name), true)
+			if isolate {
+				w.isolated = slotOf(name)
+			}
 		}
 	}
 	op.target = next
@@ -220,6 +233,9 @@ func (op *operator) onReply(m *messages.Reply) {
 		return
 	}
 	op.w.trace.add(event{tick: op.w.now, what: "reconfigured", note: fmt.Sprint(op.target)})
+	if i := op.w.isolated; i >= 0 && !slices.Contains(op.target, nodeName(i)) {
+		op.w.isolated = -1 // removed before it heard of its epoch: it may hear from the others now
+	}
 	op.target = nil
 }
 

@@ -110,6 +110,7 @@ func (w *world) partition() {
 func (w *world) heal() {
 	w.faulty = false
 	clear(w.cut)
+	w.isolated = -1
 	w.healAt = 0
 	for slot, n := range w.nodes {
 		if n.r == nil && !n.left {
@@ -178,6 +179,32 @@ func (w *world) converged() error {
 		if !slices.Contains(members, nodeName(slot)) && !n.left && n.r != nil && n.r.Status() == vsr.StatusLeaving {
 			return fmt.Errorf("%s, removed, has not left", nodeName(slot))
 		}
+		if e, ok := w.endedWithoutIt(slot, last); ok {
+			return fmt.Errorf("%s, started to join epoch %d, which ended without it, has not left", nodeName(slot), e)
+		}
 	}
 	return nil
+}
+
+// endedWithoutIt reports whether slot is a joiner still waiting whose
+// configuration began an epoch that has ended, while a member of that
+// configuration runs normal in the last epoch, last, which does not name
+// it: that member answers its EpochQuery, so it must have left (the
+// epoch it never heard of is e).
+func (w *world) endedWithoutIt(slot, last int) (e int, ok bool) {
+	n := w.nodes[slot]
+	if n.left || n.r == nil || n.r.Status() != vsr.StatusJoining || slices.Contains(w.epochs[last].members, nodeName(slot)) {
+		return 0, false
+	}
+	e = slices.IndexFunc(w.epochs[:last], func(r epochRecord) bool { return slices.Equal(r.members, n.cfg.Members) })
+	if e < 0 {
+		return 0, false
+	}
+	for _, name := range n.cfg.Members {
+		if m := w.nodes[slotOf(name)]; name != nodeName(slot) && !m.left && m.r != nil &&
+			m.r.Status() == vsr.StatusNormal && m.r.Epoch() == uint64(last) {
+			return e, true
+		}
+	}
+	return 0, false
 }

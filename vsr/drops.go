@@ -106,6 +106,15 @@ func (r *Replica) admit(m proto.Message) bool {
 		}
 		return true
 	}
+	if q, ok := m.(*messages.EpochQuery); ok {
+		// From a replica that knows no epoch, by design: onEpochQuery
+		// checks its configuration.
+		if q.GetClusterId() != r.cfg.ClusterID {
+			r.drop(DropWrongCluster)
+			return false
+		}
+		return true
+	}
 	rm, ok := m.(replicaMessage)
 	if !ok {
 		r.drop(DropUnknownMessage)
@@ -123,6 +132,10 @@ func (r *Replica) admit(m proto.Message) bool {
 	case *messages.EpochStarted:
 		// A replica that is leaving hears it from the epoch that removed it.
 		return m.Epoch == r.epoch || (r.status == StatusLeaving && m.Epoch == r.change.nextEpoch)
+	case *messages.EpochEnded:
+		// Sent to a replica that knows no epoch; its sender's index is in
+		// the asker's configuration, and onEpochEnded checks it there.
+		return m.Epoch <= maxNumber && m.CurrentEpoch <= maxNumber
 	}
 	// A sender's index means something only in its own epoch's
 	// configuration, so a message from another epoch cannot be attributed.

@@ -402,6 +402,15 @@ func (r *Replica) SenderOf(m proto.Message) (name string, known bool) {
 	case *messages.StartEpoch:
 		name = startEpochSender(m)
 		return name, name != ""
+	case *messages.EpochQuery:
+		if int(m.Replica) < len(m.Members) && validMembers(m.Members) == nil {
+			return m.Members[m.Replica], true
+		}
+		return "", false
+	case *messages.EpochEnded:
+		if r.status == StatusJoining {
+			j, members = m.Replica, r.members
+		}
 	case *messages.EpochStarted:
 		j = m.Replica
 		switch {

@@ -236,6 +236,10 @@ func (r *Replica) dispatch(m proto.Message) {
 		r.onStartEpoch(m)
 	case *messages.EpochStarted:
 		r.onEpochStarted(m)
+	case *messages.EpochQuery:
+		r.onEpochQuery(m)
+	case *messages.EpochEnded:
+		r.onEpochEnded(m)
 	default:
 		r.drop(DropUnknownMessage)
 	}
@@ -257,10 +261,14 @@ func (r *Replica) takesPart(m proto.Message) bool {
 			// Only once it knows which epoch it joins: before that, its
 			// epoch number means nothing, and matching it proves nothing.
 			return r.change.started != nil
+		case *messages.EpochEnded:
+			return r.change.started == nil // epoch_query.go
 		}
 		return false
 	case StatusLeaving:
 		switch m := m.(type) {
+		case *messages.EpochQuery, *messages.EpochEnded:
+			return false
 		case *messages.GetState:
 			return m.CommittedOnly
 		case *messages.GetCheckpoint, *messages.StartEpoch, *messages.EpochStarted, *messages.Request:
@@ -298,6 +306,7 @@ func (r *Replica) onHeartbeat() {
 	}
 	r.resendTransfer()
 	r.sendStartEpochs()
+	r.queryEpoch()
 }
 
 // onElectionTimeout fires when a backup has not heard from its primary, or a
