@@ -186,18 +186,22 @@ func (w *world) converged() error {
 	return nil
 }
 
-// endedWithoutIt reports whether slot is a joiner still waiting whose
+// endedWithoutIt reports whether slot, started as a joiner, still waits, its
 // configuration began an epoch that has ended, while a member of that
 // configuration runs normal in the last epoch, last, which does not name
 // it: that member answers its EpochQuery, so it must have left (the
 // epoch it never heard of is e).
 func (w *world) endedWithoutIt(slot, last int) (e int, ok bool) {
 	n := w.nodes[slot]
-	if n.left || n.r == nil || n.r.Status() != vsr.StatusJoining || slices.Contains(w.epochs[last].members, nodeName(slot)) {
+	if !n.cfg.Joining || n.left || n.r == nil || n.r.Status() != vsr.StatusJoining ||
+		slices.Contains(w.epochs[last].members, nodeName(slot)) {
 		return 0, false
 	}
 	e = slices.IndexFunc(w.epochs[:last], func(r epochRecord) bool { return slices.Equal(r.members, n.cfg.Members) })
-	if e < 0 {
+	if e < 0 || n.r.Epoch() > uint64(e) {
+		// Never an epoch, or the replica has heard of a later one (it
+		// restarted while it fetched that one's state): no EpochEnded
+		// about its configuration applies to it.
 		return 0, false
 	}
 	for _, name := range n.cfg.Members {

@@ -65,7 +65,9 @@ func (r *Replica) onEpochQuery(m *messages.EpochQuery) {
 // onEpochEnded makes a joining replica whose epoch has ended without it
 // leave: it holds nothing and never voted, so nothing waits for it.
 func (r *Replica) onEpochEnded(m *messages.EpochEnded) {
-	if r.status != StatusJoining || r.change.started != nil {
+	if r.status != StatusJoining || r.change.started != nil || m.Epoch < r.epoch {
+		// A replica restarted while it fetched a later epoch's state waits
+		// for that epoch's StartEpoch; its epoch never goes back.
 		return
 	}
 	if !slices.Equal(m.Members, r.members) || int(m.Replica) >= r.n || int(m.Replica) == r.index ||
