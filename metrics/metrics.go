@@ -143,7 +143,6 @@ func (m *Metrics) Observe(o actors.Observation) {
 		r.primaryTimeouts.Add(1)
 	case actors.ObservedLeadershipStarted:
 		r.leaderships.Add(1)
-		r.leadershipStarted(o)
 	case actors.ObservedLeadershipStopped:
 		r.leadershipStopped()
 	case actors.ObservedOperationApplied:
@@ -227,6 +226,9 @@ type replicaMetrics struct {
 	// number a Prepare carried.
 	marks        []latencyMark
 	lastPrepared uint64
+	// leading says the backups' acknowledgements are tracked: the replica
+	// has been seen as the normal primary since it last stopped being one.
+	leading bool
 }
 
 type latencyMark struct {
@@ -245,8 +247,14 @@ func (r *replicaMetrics) state(o actors.Observation) {
 	r.view.Store(o.View)
 	r.opNumber.Store(o.OpNumber)
 	r.commitNumber.Store(o.CommitNumber)
-	r.primary.Store(o.Primary && o.Status == vsr.StatusNormal)
-	if o.Primary && o.Status == vsr.StatusNormal {
+	leading := o.Primary && o.Status == vsr.StatusNormal
+	r.primary.Store(leading)
+	if leading && !r.leading {
+		// The first event of a primary: a replica that starts as the
+		// primary of a new group never reports a leadership change.
+		r.leadershipStarted(o)
+	}
+	if leading {
 		r.markAppended(o.OpNumber)
 	}
 }
@@ -284,6 +292,7 @@ func (r *replicaMetrics) committed(commit uint64) {
 func (r *replicaMetrics) leadershipStarted(o actors.Observation) {
 	r.ackMu.Lock()
 	defer r.ackMu.Unlock()
+	r.leading = true
 	r.acked = make(map[int]uint64, o.ReplicaCount)
 	for b := range o.ReplicaCount {
 		if b != o.Index {
@@ -302,7 +311,7 @@ func (r *replicaMetrics) stopped() {
 
 // leadershipStopped forgets what only a primary tracks.
 func (r *replicaMetrics) leadershipStopped() {
-	r.marks, r.lastPrepared = r.marks[:0], 0
+	r.marks, r.lastPrepared, r.leading = r.marks[:0], 0, false
 	r.ackMu.Lock()
 	r.acked = nil
 	r.ackMu.Unlock()

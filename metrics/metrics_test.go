@@ -268,3 +268,15 @@ func TestForReplicaKeepsOneSeriesAcrossIndexChanges(t *testing.T) {
 		}
 	}
 }
+
+// The primary of a new group is primary from its start: it reports no
+// leadership change, and its backups' lag must be tracked all the same.
+func TestTheFirstPrimaryOfANewGroupTracksItsBackups(t *testing.T) {
+	m, reg := registered(t)
+	hb := primaryOf3(actors.ObservedSent, 0, 0)
+	hb.Message = &messages.Commit{}
+	m.Observe(hb)
+	m.Observe(primaryOf3(actors.ObservedReceived, 7, 0))
+	require.Equal(t, 7.0, value(t, reg, "vsr_backup_lag_ops", "replica", "0", "backup", "2"))
+	require.Equal(t, 0.0, value(t, reg, "vsr_leaderships_total", "replica", "0"), "it never became primary: it was")
+}

@@ -403,7 +403,8 @@ func (r *Replica) SenderOf(m proto.Message) (name string, known bool) {
 		name = startEpochSender(m)
 		return name, name != ""
 	case *messages.EpochQuery:
-		if int(m.Replica) < len(m.Members) && validMembers(m.Members) == nil {
+		// The asker names itself; onEpochQuery checks the rest.
+		if int(m.Replica) < len(m.Members) {
 			return m.Members[m.Replica], true
 		}
 		return "", false
